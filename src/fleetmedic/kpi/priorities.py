@@ -1,0 +1,289 @@
+"""Rank root causes by what they cost, so the next fix is the one that returns most GPU-hours.
+
+A cause is a taxonomy category plus the signature that decided it. Each is scored on the period
+asked for (default: the 30 days up to the latest data) and compared with the period of equal length
+before it. All aggregation runs in the backend (Ibis); only one row per cause comes back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from fleetmedic.kpi.priorities_loss import (
+    NO_OWNER,
+    all_attempts,
+    attribution,
+    failed_attempts,
+    in_window,
+    total_gpu_hours,
+)
+from fleetmedic.kpi.priorities_model import (
+    Concentration,
+    PriorityReport,
+    PriorityRow,
+    Trend,
+    TrendDirection,
+    Window,
+)
+from fleetmedic.kpi.priorities_owners import OwnerMap, default_owner_map
+from fleetmedic.model import CATEGORIES
+from fleetmedic.model.errors import InputError
+
+DEFAULT_DAYS = 30
+FLAT_PCT = 10.0
+CONCENTRATION = 0.5
+
+_KEY = ["category", "sig"]
+
+__all__ = [
+    "CONCENTRATION",
+    "DEFAULT_DAYS",
+    "FLAT_PCT",
+    "priorities_report",
+    "rank_priorities",
+    "resolve_window",
+]
+
+
+def _utc_naive(value: datetime) -> datetime:
+    """The store keeps naive UTC timestamps; aware inputs are converted, naive ones taken as UTC."""
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def resolve_window(
+    backend: Any,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    *,
+    days: int = DEFAULT_DAYS,
+    now: datetime | None = None,
+) -> Window:
+    """The period to rank: missing ends default to ``days`` days up to the latest data.
+
+    The default end is the midnight after the latest attempt end (``now`` on an empty store), not
+    the wall clock, so an imported trace from years ago still gets a meaningful last month.
+    """
+    if until is None and since is not None:
+        until = since + timedelta(days=days)
+    if until is None:
+        found = all_attempts(backend).ended_at.max().to_pyarrow().as_py()
+        latest = _utc_naive(found if found is not None else now or datetime.now(UTC))
+        until = datetime(latest.year, latest.month, latest.day) + timedelta(days=1)
+    until = _utc_naive(until)
+    since = _utc_naive(since) if since is not None else until - timedelta(days=days)
+    if since >= until:
+        raise InputError(
+            f"--since ({since.isoformat()}) must be before --until ({until.isoformat()})"
+        )
+    return Window(since=since, until=until)
+
+
+def _keyed(table: ir.Table) -> ir.Table:
+    """Add ``sig``: the signature with null as '' so causes join on it (null never equals null)."""
+    return table.mutate(sig=table.signature.coalesce(""))
+
+
+def _rows(expr: ir.Table) -> list[dict[str, Any]]:
+    return list(expr.to_pyarrow().to_pylist())
+
+
+def _causes(current: ir.Table) -> list[dict[str, Any]]:
+    grouped = current.group_by(_KEY).aggregate(
+        lost=current.lost_gpu_hours.sum(),
+        failures=current.count(),
+        jobs=current.job_id.nunique(),
+        users=current.user.nunique(),
+        owner=current.owner.argmax(current.lost_gpu_hours),
+    )
+    return _rows(grouped)
+
+
+def _lost_by_cause(table: ir.Table) -> dict[tuple[str, str], float]:
+    grouped = table.group_by(_KEY).aggregate(lost=table.lost_gpu_hours.sum())
+    return {(r["category"], r["sig"]): float(r["lost"] or 0.0) for r in _rows(grouped)}
+
+
+def _top_place(weighted: ir.Table, column: str) -> dict[tuple[str, str], tuple[str, float]]:
+    """The place (node, pool or image) carrying most lost GPU-hours of each cause."""
+    known = weighted.filter(weighted[column].notnull())
+    per_place = known.group_by([*_KEY, column]).aggregate(hours=known.weighted.sum())
+    order = ibis.row_number().over(
+        group_by=[per_place.category, per_place.sig],
+        order_by=[ibis.desc(per_place.hours), per_place[column]],
+    )
+    top = per_place.mutate(pos=order).filter(lambda t: t.pos == 0)
+    return {
+        (r["category"], r["sig"]): (str(r[column]), float(r["hours"] or 0.0)) for r in _rows(top)
+    }
+
+
+def _places(backend: Any, current: ir.Table) -> dict[str, dict[tuple[str, str], tuple[str, float]]]:
+    located = attribution(backend, current)
+    causes = current.select("job_id", "attempt", "category", "sig", "lost_gpu_hours")
+    joined = located.join(causes, ["job_id", "attempt"])
+    weighted = joined.mutate(weighted=joined.lost_gpu_hours * joined.share)
+    by_image = current.mutate(weighted=current.lost_gpu_hours)
+    return {
+        "node": _top_place(weighted, "node_id"),
+        "pool": _top_place(weighted, "pool"),
+        "image": _top_place(by_image, "image"),
+    }
+
+
+@dataclass(frozen=True)
+class _TicketCounts:
+    """Tickets naming an affected job (per cause) and tickets naming no job (per category)."""
+
+    linked: dict[tuple[str, str], int]
+    unlinked: dict[str, int]
+
+    def count(self, key: tuple[str, str]) -> int:
+        return self.linked.get(key, 0) + self.unlinked.get(key[0], 0)
+
+
+def _tickets(backend: Any, current: ir.Table, window: Window) -> _TicketCounts | None:
+    """Tickets per cause: those naming an affected job, plus unlinked ones of the same category.
+
+    None when the store holds no ticket at all, so "0 tickets" is never claimed without data.
+    An unlinked ticket counts only if filed in the window; a linked one whenever it was filed.
+    """
+    tickets = backend.table("tickets")
+    if int(tickets.count().to_pyarrow().as_py()) == 0:
+        return None
+    linked = tickets.filter(tickets.job_ids.notnull())
+    linked = linked.select("ticket_id", job_id=linked.job_ids.array.unnest().str)
+    linked = linked.filter(linked.job_id.notnull())
+    jobs = current.select("job_id", *_KEY).distinct()
+    by_job = jobs.join(linked, "job_id").group_by(_KEY).aggregate(n=lambda t: t.ticket_id.nunique())
+
+    loose = in_window(tickets, window, "created_at").anti_join(linked, "ticket_id")
+    loose = loose.filter(loose.category.notnull())
+    per_category = loose.group_by("category").aggregate(n=loose.ticket_id.nunique())
+    return _TicketCounts(
+        linked={(r["category"], r["sig"]): int(r["n"]) for r in _rows(by_job)},
+        unlinked={str(r["category"]): int(r["n"]) for r in _rows(per_category)},
+    )
+
+
+def _trend(current: float, previous: float, flat_pct: float) -> Trend:
+    if previous <= 0:
+        return Trend(direction="new", change_pct=None, previous_gpu_hours_lost=0.0)
+    change = (current - previous) / previous * 100.0
+    direction: TrendDirection = "flat"
+    if change >= flat_pct:
+        direction = "up"
+    elif change <= -flat_pct:
+        direction = "down"
+    return Trend(
+        direction=direction, change_pct=round(change, 1), previous_gpu_hours_lost=round(previous, 3)
+    )
+
+
+def _owner(category: str, stored: str | None) -> str:
+    """The diagnosis' owner (it may be refined by evidence), else the taxonomy's."""
+    if stored and stored != NO_OWNER:
+        return stored
+    known = CATEGORIES.get(category)
+    return known.owner if known is not None else NO_OWNER
+
+
+def _concentration(
+    places: dict[tuple[str, str], tuple[str, float]],
+    key: tuple[str, str],
+    lost: float,
+    threshold: float,
+) -> Concentration | None:
+    found = places.get(key)
+    if found is None or lost <= 0:
+        return None
+    share = found[1] / lost
+    return Concentration(name=found[0], share=round(share, 3)) if share > threshold else None
+
+
+def priorities_report(
+    backend: Any,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 20,
+    *,
+    owners: OwnerMap | None = None,
+    concentration: float = CONCENTRATION,
+    flat_pct: float = FLAT_PCT,
+    now: datetime | None = None,
+) -> PriorityReport:
+    """Rank causes of the window by lost GPU-hours, with the totals they are measured against.
+
+    ``backend`` is an Ibis backend over a fleetmedic store. Ties rank by jobs affected, then
+    failures, then name, so the order is stable from run to run.
+    """
+    if limit < 1:
+        raise InputError(f"--limit must be at least 1, got {limit}")
+    window = resolve_window(backend, since, until, now=now)
+    owners = owners or default_owner_map()
+    failed = _keyed(failed_attempts(backend))
+    current = in_window(failed, window)
+
+    causes = _causes(current)
+    previous = _lost_by_cause(in_window(failed, window.previous))
+    places = _places(backend, current) if causes else {"node": {}, "pool": {}, "image": {}}
+    tickets = _tickets(backend, current, window) if causes else None
+    total = total_gpu_hours(backend, window)
+    total_lost = sum(float(c["lost"] or 0.0) for c in causes)
+
+    causes.sort(
+        key=lambda c: (
+            -float(c["lost"] or 0.0),
+            -c["jobs"],
+            -c["failures"],
+            c["category"],
+            c["sig"],
+        )
+    )
+    rows = []
+    for rank, cause in enumerate(causes[:limit], start=1):
+        key = (cause["category"], cause["sig"])
+        lost = float(cause["lost"] or 0.0)
+        owner = _owner(cause["category"], cause["owner"])
+        rows.append(
+            PriorityRow(
+                rank=rank,
+                category=cause["category"],
+                signature=cause["sig"] or None,
+                owner=owner,
+                team=owners.team(cause["category"], owner),
+                gpu_hours_lost=round(lost, 3),
+                failures=int(cause["failures"]),
+                jobs_affected=int(cause["jobs"]),
+                users_affected=int(cause["users"]),
+                tickets=tickets.count(key) if tickets is not None else None,
+                trend=_trend(lost, previous.get(key, 0.0), flat_pct),
+                gain_gpu_hours=round(lost, 3),
+                gain_goodput_points=round(lost / total * 100.0, 3) if total > 0 else 0.0,
+                node=_concentration(places["node"], key, lost, concentration),
+                pool=_concentration(places["pool"], key, lost, concentration),
+                image=_concentration(places["image"], key, lost, concentration),
+            )
+        )
+    return PriorityReport(
+        window=window,
+        total_gpu_hours=round(total, 3),
+        total_gpu_hours_lost=round(total_lost, 3),
+        rows=tuple(rows),
+    )
+
+
+def rank_priorities(
+    backend: Any,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 20,
+) -> list[PriorityRow]:
+    """The ranked rows of :func:`priorities_report` with the packaged owner mapping."""
+    return list(priorities_report(backend, since, until, limit).rows)

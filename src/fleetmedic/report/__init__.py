@@ -1,0 +1,1 @@
+"""Reports: the self-contained HTML review and chart images."""

@@ -1,0 +1,327 @@
+"""The one writer: every row that reaches the store's record tables goes through :class:`Writer`.
+
+Why one writer: DuckDB allows a single writing process per file, and keeping the upsert rules for
+each table in one place is what makes imports idempotent. Producers (trace importers, adapters,
+the simulator) stage normalized rows in *temporary* relations on the writer's connection and hand
+their names to :meth:`Writer.write`, which moves them into the tables in one transaction, so a
+failed import leaves the store as it was. The heavy lifting stays inside DuckDB: no Python loop
+touches a row on this path.
+
+Upsert rules, per table (the key is the table's primary key):
+
+* ``jobs``, ``attempts``: the staged row replaces the stored one (a re-import redefines a job).
+* ``attempt_nodes``, ``events``: insert if new, ignore otherwise (events are append-only and keyed
+  by a content hash, :func:`event_id`).
+* ``nodes``: merged: a staged NULL keeps the stored value, ``first_seen``/``last_seen`` widen, so a
+  trace that knows only a node's name does not erase what a Kubernetes dump said about it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import duckdb
+import pandas as pd
+
+from fleetmedic.model.records import Attempt, Event, Job, Node
+from fleetmedic.store.db import Store
+
+Table = Literal["jobs", "attempts", "attempt_nodes", "nodes", "events"]
+
+STATUSES: tuple[str, ...] = (
+    "succeeded",
+    "failed",
+    "cancelled",
+    "timeout",
+    "preempted",
+    "running",
+    "pending",
+)
+"""The normalized job statuses (DESIGN.md); the writer refuses any other value."""
+
+KEYS: dict[str, tuple[str, ...]] = {
+    "jobs": ("job_id",),
+    "attempts": ("job_id", "attempt"),
+    "attempt_nodes": ("job_id", "attempt", "node_id"),
+    "nodes": ("node_id",),
+    "events": ("event_id",),
+}
+
+_UNIT_SEP = "\x1f"
+
+EVENT_ID_SQL = (
+    "sha256(concat_ws(chr(31), {source}, {kind}, {object}, coalesce({reason}, ''), "
+    "coalesce({message}, ''), strftime({ts}, '%Y-%m-%dT%H:%M:%S.%f')))"
+)
+"""SQL template of :func:`event_id`; format it with SQL expressions for each field."""
+
+
+def event_id(
+    ts: datetime, source: str, kind: str, obj: str, reason: str | None, message: str | None
+) -> str:
+    """Content hash that keys an event, so re-reading the same event is a no-op.
+
+    It is the same function as :data:`EVENT_ID_SQL` (a test keeps them equal): SHA-256 over the
+    fields joined by the ASCII unit separator, with ``ts`` as naive UTC to the microsecond.
+    """
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(UTC).replace(tzinfo=None)
+    text = _UNIT_SEP.join(
+        [source, kind, obj, reason or "", message or "", ts.strftime("%Y-%m-%dT%H:%M:%S.%f")]
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def event_id_sql(
+    *, ts: str, source: str, kind: str, obj: str, reason: str, message: str
+) -> str:
+    """The SQL expression computing :func:`event_id` from the given column expressions."""
+    return EVENT_ID_SQL.format(
+        ts=ts, source=source, kind=kind, object=obj, reason=reason, message=message
+    )
+
+
+@dataclass(frozen=True)
+class Staged:
+    """Names of temporary relations holding normalized rows, one per target table.
+
+    Each relation's column names are a subset of its table's; missing columns take the table's
+    defaults. ``None`` means nothing to write to that table.
+    """
+
+    jobs: str | None = None
+    attempts: str | None = None
+    attempt_nodes: str | None = None
+    nodes: str | None = None
+    events: str | None = None
+
+
+@dataclass(frozen=True)
+class WriteCounts:
+    """Rows upserted per table by one :meth:`Writer.write`."""
+
+    jobs: int = 0
+    attempts: int = 0
+    attempt_nodes: int = 0
+    nodes: int = 0
+    events: int = 0
+
+    def __add__(self, other: WriteCounts) -> WriteCounts:
+        return WriteCounts(
+            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: int(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class ImportRecord:
+    """One row of the ``imports`` table: what a file gave, for audit and for the summary."""
+
+    format: str
+    path: str
+    rows_read: int
+    rows_ok: int
+    rows_bad: int
+    started_at: datetime
+    finished_at: datetime
+
+    @property
+    def import_id(self) -> str:
+        """Keyed by format and path: re-importing a file replaces its record, like its rows."""
+        return hashlib.sha256(f"{self.format}\x1f{self.path}".encode()).hexdigest()[:32]
+
+
+_NODE_MERGE = """
+INSERT INTO nodes BY NAME SELECT * FROM {rel}
+ON CONFLICT (node_id) DO UPDATE SET
+    gpu_model = coalesce(EXCLUDED.gpu_model, gpu_model),
+    gpus = coalesce(EXCLUDED.gpus, gpus),
+    pool = coalesce(EXCLUDED.pool, pool),
+    labels = coalesce(EXCLUDED.labels, labels),
+    conditions = coalesce(EXCLUDED.conditions, conditions),
+    cordoned = coalesce(EXCLUDED.cordoned, cordoned),
+    cordon_reason = coalesce(EXCLUDED.cordon_reason, cordon_reason),
+    first_seen = least(EXCLUDED.first_seen, first_seen),
+    last_seen = greatest(EXCLUDED.last_seen, last_seen)
+"""
+
+_STATEMENTS: dict[str, str] = {
+    "jobs": "INSERT OR REPLACE INTO jobs BY NAME SELECT * FROM {rel}",
+    "attempts": "INSERT OR REPLACE INTO attempts BY NAME SELECT * FROM {rel}",
+    "attempt_nodes": "INSERT OR IGNORE INTO attempt_nodes BY NAME SELECT * FROM {rel}",
+    "nodes": _NODE_MERGE,
+    "events": "INSERT OR IGNORE INTO events BY NAME SELECT * FROM {rel}",
+}
+
+_ORDER: tuple[Table, ...] = ("nodes", "jobs", "attempts", "attempt_nodes", "events")
+
+
+class Writer:
+    """Moves staged rows into the store's tables, one transaction per :meth:`write`."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The connection to stage on. Producers create TEMP relations only; writes go here."""
+        return self.store.con
+
+    def write(self, staged: Staged) -> WriteCounts:
+        """Upsert every staged relation, all or nothing.
+
+        Raises ``ValueError`` when a staged relation breaks the contract (a key repeated within
+        the batch, a status outside :data:`STATUSES`): that is a bug in the producer, not bad input.
+        """
+        counts: dict[str, int] = {}
+        for table in _ORDER:
+            rel = getattr(staged, table)
+            if rel is not None:
+                counts[table] = self._check(table, rel)
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for table in _ORDER:
+                rel = getattr(staged, table)
+                if rel is not None and counts[table]:
+                    self.con.execute(_STATEMENTS[table].format(rel=rel))
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        return WriteCounts(**counts)
+
+    def _check(self, table: str, rel: str) -> int:
+        keys = ", ".join(KEYS[table])
+        row = self.con.execute(
+            f"SELECT count(*), count(DISTINCT ({keys})) FROM {rel}"
+        ).fetchone()
+        total, distinct = (int(row[0]), int(row[1])) if row else (0, 0)
+        if total != distinct:
+            raise ValueError(f"staged {table} in {rel} repeat a key ({keys}): dedupe before writing")
+        if table == "jobs" and total:
+            allowed = ", ".join(f"'{s}'" for s in STATUSES)
+            row = self.con.execute(
+                f"SELECT count(*), any_value(status) FROM {rel} "
+                f"WHERE status IS NULL OR status NOT IN ({allowed})"
+            ).fetchone()
+            if row and row[0]:
+                raise ValueError(f"staged jobs in {rel} have a status outside {STATUSES}: {row[1]!r}")
+        return total
+
+    def record_import(self, record: ImportRecord) -> None:
+        """Log a file's import in ``imports`` (one row per format and path)."""
+        self.con.execute(
+            "INSERT OR REPLACE INTO imports VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                record.import_id,
+                record.format,
+                record.path,
+                record.rows_read,
+                record.rows_ok,
+                record.rows_bad,
+                _naive_utc(record.started_at),
+                _naive_utc(record.finished_at),
+            ],
+        )
+
+    def write_records(
+        self,
+        *,
+        jobs: Iterable[Job] = (),
+        attempts: Iterable[Attempt] = (),
+        nodes: Iterable[Node] = (),
+        events: Iterable[Event] = (),
+        source: str | None = None,
+    ) -> WriteCounts:
+        """Write model records (for adapters that build records in Python), same upsert rules.
+
+        Meant for modest volumes (live adapters, tests); bulk sources stage in SQL instead.
+        """
+        frames: dict[str, pd.DataFrame] = {}
+        job_rows = [_job_row(j, source) for j in jobs]
+        attempt_list = list(attempts)
+        if job_rows:
+            frames["jobs"] = pd.DataFrame(job_rows)
+        if attempt_list:
+            frames["attempts"] = pd.DataFrame([_attempt_row(a) for a in attempt_list])
+            links = [
+                {"job_id": a.job_id, "attempt": a.attempt, "node_id": n}
+                for a in attempt_list
+                for n in dict.fromkeys(a.nodes)
+            ]
+            if links:
+                frames["attempt_nodes"] = pd.DataFrame(links)
+        node_rows = [_node_row(n) for n in nodes]
+        if node_rows:
+            frames["nodes"] = pd.DataFrame(node_rows)
+        event_rows = list({r["event_id"]: r for r in map(_event_row, events)}.values())
+        if event_rows:
+            frames["events"] = pd.DataFrame(event_rows)
+        names: dict[str, str] = {}
+        for table, frame in frames.items():
+            name = f"_fm_records_{table}"
+            self.con.register(f"{name}_df", frame)
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_df")
+            self.con.unregister(f"{name}_df")
+            names[table] = name
+        try:
+            return self.write(Staged(**names))
+        finally:
+            for name in names.values():
+                self.con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _naive_utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _job_row(job: Job, source: str | None) -> dict[str, Any]:
+    row: dict[str, Any] = job.model_dump()
+    for key in ("submitted_at", "started_at", "ended_at"):
+        row[key] = _naive_utc(row[key])
+    row["source"] = source
+    return row
+
+
+def _attempt_row(attempt: Attempt) -> dict[str, Any]:
+    row: dict[str, Any] = attempt.model_dump()
+    row["nodes"] = ",".join(attempt.nodes) or None
+    for key in ("started_at", "ended_at", "last_checkpoint_at"):
+        row[key] = _naive_utc(row[key])
+    return row
+
+
+def _json(value: Mapping[str, Any] | None) -> str | None:
+    return json.dumps(dict(value), sort_keys=True) if value else None
+
+
+def _node_row(node: Node) -> dict[str, Any]:
+    row: dict[str, Any] = node.model_dump()
+    row["labels"] = _json(node.labels)
+    row["conditions"] = _json(node.conditions)
+    return row
+
+
+def _event_row(event: Event) -> dict[str, Any]:
+    ts = _naive_utc(event.ts)
+    assert ts is not None
+    return {
+        "event_id": event_id(ts, event.source, event.kind, event.object, event.reason, event.message),
+        "ts": ts,
+        "source": event.source,
+        "kind": event.kind,
+        "object": event.object,
+        "reason": event.reason,
+        "message": event.message,
+        "severity": event.severity,
+        "raw": _json(event.raw),
+    }
