@@ -66,8 +66,10 @@ def main() -> int:
     if args.show_misses:
         for r, d in results:
             if d.category != r["category"]:  # type: ignore[attr-defined]
-                print(f"\n## {r['id']}: want {r['category']}, got {d.category} "  # type: ignore[attr-defined]
-                      f"({d.signature}, {d.confidence}): {d.summary[:160]}")  # type: ignore[attr-defined]
+                print(
+                    f"\n## {r['id']}: want {r['category']}, got {d.category} "  # type: ignore[attr-defined]
+                    f"({d.signature}, {d.confidence}): {d.summary[:160]}"
+                )  # type: ignore[attr-defined]
     return 0
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import ibis
 import pytest
 
-from fleetmedic.kpi.priorities import priorities_report, rank_priorities, resolve_window
+from fleetmedic.kpi.priorities import priorities_report, rank_priorities
 from fleetmedic.kpi.priorities_model import PriorityRow
 from fleetmedic.kpi.priorities_owners import load_owner_map, parse_owner_map
 from fleetmedic.model.errors import InputError
@@ -301,7 +301,7 @@ def test_limit_owner_override_and_window_defaults(fleet: Fleet, tmp_path: Path) 
 
 def test_bad_inputs_are_input_errors(fleet: Fleet) -> None:
     with pytest.raises(InputError, match="must be before"):
-        resolve_window(fleet.backend(), T0, T0)
+        priorities_report(fleet.backend(), T0, T0)
     with pytest.raises(InputError, match="unknown taxonomy"):
         parse_owner_map("owners: {}\ncategories: {gpu_oomm: X}\n", "owners.yaml")
     with pytest.raises(InputError, match="unknown owner"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -18,13 +18,13 @@ from fleetmedic.model.records import Diagnosis
 from fleetmedic.sources.bundle import read_inputs
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     text = "text"
     json = "json"
     jsonl = "jsonl"
 
 
-class Engine(str, Enum):
+class Engine(StrEnum):
     auto = "auto"
     hyperscan = "hyperscan"
     regex = "regex"
@@ -37,8 +37,10 @@ _OWNER_STYLE = {"user": "yellow", "platform": "cyan", "hardware": "magenta"}
 def diagnose(
     paths: Annotated[
         list[str],
-        typer.Argument(help="Logs (plain or .gz), pod/job/event JSON or YAML, kubectl describe "
-                       "output, or a directory of them for one job; '-' reads standard input."),
+        typer.Argument(
+            help="Logs (plain or .gz), pod/job/event JSON or YAML, kubectl describe "
+            "output, or a directory of them for one job; '-' reads standard input."
+        ),
     ],
     output_format: Annotated[
         Format, typer.Option("--format", "-f", help="text for people; json or jsonl for tools.")
@@ -85,12 +87,22 @@ def render_text(result: Diagnosis) -> None:
     """The diagnosis for a person: verdict, evidence with file:line, what to do, the cascade."""
     owner_style = _OWNER_STYLE.get(result.owner, "white")
     head = Text.assemble(
-        (result.category, "bold"), "  owner ", (result.owner, f"bold {owner_style}"),
-        f"  confidence {result.confidence:.2f}", "  retryable " + ("yes" if result.retryable else "no"),
+        (result.category, "bold"),
+        "  owner ",
+        (result.owner, f"bold {owner_style}"),
+        f"  confidence {result.confidence:.2f}",
+        "  retryable " + ("yes" if result.retryable else "no"),
     )
     body = Text(result.summary)
-    stdout.print(Panel(body, title=head, title_align="left", subtitle=result.signature or "",
-                       subtitle_align="right"))
+    stdout.print(
+        Panel(
+            body,
+            title=head,
+            title_align="left",
+            subtitle=result.signature or "",
+            subtitle_align="right",
+        )
+    )
     if result.evidence:
         stdout.print(Text("Evidence", style="bold"))
         for item in result.evidence:
@@ -102,4 +114,7 @@ def render_text(result: Diagnosis) -> None:
         stdout.print(Text("Also seen (consequences or lesser findings)", style="bold"))
         for other in result.secondary:
             where = f"{other.evidence[0].file}:{other.evidence[0].line}" if other.evidence else ""
-            stdout.print(Text(f"  - {other.category}: {other.summary}  ", style="dim") + Text(where, style="dim"))
+            stdout.print(
+                Text(f"  - {other.category}: {other.summary}  ", style="dim")
+                + Text(where, style="dim")
+            )

@@ -14,7 +14,12 @@ stderr = Console(stderr=True, highlight=False)
 
 def print_json(obj: Any, *, compact: bool = False) -> None:
     """Plain JSON on stdout (no colour, no wrapping): what other tools parse."""
-    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":") if compact else None,
-                      indent=None if compact else 2, default=str)
+    text = json.dumps(
+        obj,
+        ensure_ascii=False,
+        separators=(",", ":") if compact else None,
+        indent=None if compact else 2,
+        default=str,
+    )
     sys.stdout.write(text + "\n")
     sys.stdout.flush()

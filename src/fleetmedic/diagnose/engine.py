@@ -77,9 +77,9 @@ class _Defaults(dict[str, str]):
         return "?"
 
 
-def summarize(finding: Finding) -> str:
+def summarize(finding: Finding, hits: list[Hit] | None = None) -> str:
     details = _Defaults()
-    for hit in reversed(finding.hits):
+    for hit in reversed(hits or finding.hits):
         details.update(hit.details)
     try:
         return string.Formatter().vformat(finding.signature.summary, (), details)
@@ -98,26 +98,45 @@ def _evidence(hits: list[Hit], files: list[str]) -> tuple[Evidence, ...]:
     return tuple(out[:MAX_EVIDENCE])
 
 
+def _secondary(verdict: Verdict, files: list[str]) -> tuple[Secondary, ...]:
+    """Other findings, minus what merely restates the root cause's own lines."""
+    root = verdict.root
+    taken = {(h.doc, h.line) for h in root.hits}
+    out = []
+    for finding in verdict.others:
+        if finding.category == root.category and finding.role == "cause":
+            continue
+        hits = [h for h in finding.hits if (h.doc, h.line) not in taken]
+        if not hits:
+            continue
+        out.append(
+            Secondary(
+                category=finding.category,
+                signature=finding.signature.id,
+                summary=summarize(finding, hits),
+                evidence=_evidence(hits[:2], files),
+            )
+        )
+    return tuple(out[:MAX_SECONDARY])
+
+
 def _build(verdict: Verdict, files: list[str], name: str, warnings: tuple[str, ...]) -> Diagnosis:
     root = verdict.root
     sig = root.signature
     entry = taxonomy_category(sig.category)
-    support = [h for f in verdict.others if f.category == root.category and f.role == "cause" for h in f.hits[:2]]
+    support = [
+        h
+        for f in verdict.others
+        if f.category == root.category and f.role == "cause"
+        for h in f.hits[:2]
+    ]
     details: dict[str, str] = {}
     for hit in root.hits:
         for key, value in hit.details.items():
             details.setdefault(key, value)
     details["files"] = str(len(root.docs))
-    secondary = tuple(
-        Secondary(
-            category=f.category,
-            signature=f.signature.id,
-            summary=summarize(f),
-            evidence=_evidence(f.hits[:2], files),
-        )
-        for f in verdict.others
-        if f.category != root.category or f.role != "cause"
-    )[:MAX_SECONDARY]
+    details["first_seen"] = f"{files[root.first.doc]}:{root.first.line}"
+    secondary = _secondary(verdict, files)
     return Diagnosis(
         input=name,
         category=sig.category,

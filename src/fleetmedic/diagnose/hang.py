@@ -10,10 +10,11 @@ a stuck job is ended (cancellation, timeout, eviction) may follow.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from itertools import pairwise
 from statistics import median
 
 from fleetmedic.diagnose.catalog import Signature
-from fleetmedic.diagnose.findings import Finding
+from fleetmedic.diagnose.findings import SLACK, Finding
 from fleetmedic.diagnose.scan import DocScan, Hit
 
 MIN_STALL = timedelta(minutes=10)
@@ -44,8 +45,8 @@ STALL_SIGNATURE = Signature.model_construct(
 
 def _interval(progress: list[Hit]) -> timedelta | None:
     times = sorted(h.ts for h in progress if h.ts is not None)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False) if b > a]
-    return median(gaps) if gaps else None
+    gaps = [(b - a).total_seconds() for a, b in pairwise(times) if b > a]
+    return timedelta(seconds=median(gaps)) if gaps else None
 
 
 def detect_stall(scans: list[DocScan], findings: list[Finding]) -> Finding | None:
@@ -53,23 +54,32 @@ def detect_stall(scans: list[DocScan], findings: list[Finding]) -> Finding | Non
     timed = [s for s in scans if any(h.ts for h in s.progress)]
     if not timed:
         return None
-    last_steps = [max((h for h in s.progress if h.ts), key=lambda h: h.ts or datetime.min) for s in timed]
+    last_steps = [
+        max((h for h in s.progress if h.ts), key=lambda h: h.ts or datetime.min) for s in timed
+    ]
     last_step = max(last_steps, key=lambda h: h.ts or datetime.min)
-    ends = [s.last_ts for s in scans if s.last_ts] + [h.ts for f in findings for h in f.hits if h.ts]
+    ends = [s.last_ts for s in scans if s.last_ts] + [
+        h.ts for f in findings for h in f.hits if h.ts
+    ]
     if not ends or last_step.ts is None:
         return None
     bundle_end = max(ends)
-    interval = median([i for s in timed if (i := _interval(s.progress))] or [timedelta(minutes=1)])
+    intervals = [i.total_seconds() for s in timed if (i := _interval(s.progress))]
+    interval = timedelta(seconds=median(intervals) if intervals else 60.0)
     threshold = max(MIN_STALL, interval * STALL_STEPS)
     stalled = bundle_end - last_step.ts
-    if stalled < threshold or _crashed_after(findings, last_step.ts):
+    # A crash within a few steps of the last progress line is what stopped the progress.
+    crash_window = last_step.ts - interval * 3 - SLACK
+    if stalled < threshold or _crashed_after(findings, crash_window):
         return None
     details = {
         "stalled": _human(stalled),
         "last_step": last_step.ts.strftime("%Y-%m-%d %H:%M:%S"),
         "interval": _human(interval),
     }
-    evidence = Hit(last_step.signature, last_step.doc, last_step.line, last_step.text, last_step.ts, details)
+    evidence = Hit(
+        last_step.signature, last_step.doc, last_step.line, last_step.text, last_step.ts, details
+    )
     later = _latest_line(scans, bundle_end)
     hits = [evidence] + ([later] if later else [])
     return Finding(STALL_SIGNATURE, hits)

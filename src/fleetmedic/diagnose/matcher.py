@@ -13,6 +13,9 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
+from types import ModuleType
+
+hyperscan: ModuleType | None
 try:  # Hyperscan ships wheels for x86-64 Linux/macOS only.
     import hyperscan
 except ImportError:  # pragma: no cover - depends on the platform
@@ -66,7 +69,9 @@ class RegexMatcher:
         return hits
 
 
-def build_matcher(patterns: Sequence[bytes], caseless: Sequence[bool], engine: str = "auto") -> Matcher:
+def build_matcher(
+    patterns: Sequence[bytes], caseless: Sequence[bool], engine: str = "auto"
+) -> Matcher:
     """The fastest matcher available; ``engine`` forces ``hyperscan`` or ``regex`` (tests, benches)."""
     if engine == "regex" or (engine == "auto" and hyperscan is None):
         return RegexMatcher(patterns, caseless)

@@ -28,6 +28,9 @@ def explains(a: Finding, b: Finding) -> bool:
     """Whether ``a`` accounts for ``b``."""
     if a is b or a.role != "cause":
         return False
+    if (a.first.doc, a.first.line) == (b.first.doc, b.first.line):
+        # Two readings of one line: the more specific one stands, whatever its role.
+        return a.priority > b.priority
     when = order(a.first, b.first)
     if when > 0:
         return False
@@ -56,7 +59,9 @@ def choose_root(findings: list[Finding]) -> Verdict | None:
     pool = unexplained or candidates
     ranked = sorted(pool, key=lambda f: (-f.priority, sort_key(f.first)))
     root = ranked[0]
-    others = tuple(sorted((f for f in candidates if f is not root), key=lambda f: sort_key(f.first)))
+    others = tuple(
+        sorted((f for f in candidates if f is not root), key=lambda f: sort_key(f.first))
+    )
     return Verdict(root=root, unexplained=tuple(ranked[1:]), others=others)
 
 

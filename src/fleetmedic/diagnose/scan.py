@@ -56,7 +56,10 @@ class CompiledCatalog:
     def __init__(self, catalog: Catalog, engine: str = "auto") -> None:
         self.signatures: tuple[Signature, ...] = catalog.signatures
         self.regexes = [
-            [re.compile(line_bound(p), 0 if s.case_sensitive else re.IGNORECASE) for p in s.patterns]
+            [
+                re.compile(line_bound(p), 0 if s.case_sensitive else re.IGNORECASE)
+                for p in s.patterns
+            ]
             for s in self.signatures
         ]
         self.pattern_owner: list[int] = []
@@ -104,7 +107,9 @@ class _LogScanner:
             counted = start
             self._hit(chunk, start, end, signature, self.line_base + newlines + 1)
         self.line_base += chunk.count(b"\n")
-        self.tail = chunk[-TAIL_BYTES:] if len(chunk) >= TAIL_BYTES else (self.tail + chunk)[-TAIL_BYTES:]
+        self.tail = (
+            chunk[-TAIL_BYTES:] if len(chunk) >= TAIL_BYTES else (self.tail + chunk)[-TAIL_BYTES:]
+        )
 
     def long_line(self, limit: int) -> None:
         note = f"{self.result.name}: a line longer than {limit // 1024} KiB was scanned in pieces"
@@ -125,7 +130,9 @@ class _LogScanner:
     def _hit(self, chunk: bytes, start: int, end: int, signature: int, line_no: int) -> None:
         stop = chunk.find(b"\n", end)
         stop = len(chunk) if stop < 0 else stop
-        text = chunk[start : min(stop, start + MAX_TEXT * 2)].decode("utf-8", "replace").rstrip("\r")
+        text = (
+            chunk[start : min(stop, start + MAX_TEXT * 2)].decode("utf-8", "replace").rstrip("\r")
+        )
         details = self.compiled.match_line(signature, text)
         if details is None:
             return
@@ -147,7 +154,9 @@ class _LogScanner:
             if position <= 0:
                 return None
             previous = chunk.rfind(b"\n", 0, position - 1) + 1
-            ts = parse_line_time(chunk[previous : previous + 100].decode("utf-8", "replace"), self.year)
+            ts = parse_line_time(
+                chunk[previous : previous + 100].decode("utf-8", "replace"), self.year
+            )
             if ts is not None:
                 return ts
             position = previous
@@ -166,7 +175,9 @@ class _LogScanner:
             if any(r.search(line) for r in regexes):
                 ts = parse_line_time(line, self.year)
                 if ts is not None:
-                    found.append(Hit(first.signature, first.doc, base + offset, line[:MAX_TEXT], ts, {}))
+                    found.append(
+                        Hit(first.signature, first.doc, base + offset, line[:MAX_TEXT], ts, {})
+                    )
         progress = self.result.progress
         progress.extend(found or [first])
         del progress[:-64]
@@ -228,7 +239,9 @@ def scan_facts(compiled: CompiledCatalog, document: Document, doc_index: int) ->
         for signature in compiled.k8s_signatures:
             details = compiled.match_line(signature, fact.text)
             if details is not None and compiled.signatures[signature].role != "progress":
-                result.hits.append(Hit(signature, doc_index, fact.line, fact.text, fact.ts, details))
+                result.hits.append(
+                    Hit(signature, doc_index, fact.line, fact.text, fact.ts, details)
+                )
         if fact.ts and (result.last_ts is None or fact.ts > result.last_ts):
             result.last_ts = fact.ts
     return result

@@ -10,9 +10,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-_MONTHS = {m: i for i, m in enumerate(
-    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1
-)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+        start=1,
+    )
+}
 
 # ISO 8601 / Python logging / TF: 2024-01-15T10:23:45.123Z, 2024-01-15 10:23:45,123, 2024/01/15 10:23:45
 _ISO = re.compile(
@@ -20,7 +24,9 @@ _ISO = re.compile(
     r"(?:[.,](?P<f>\d{1,9}))?(?P<z>Z|[+-]\d\d:?\d\d)?"
 )
 # glog (PyTorch C++, TF, NCCL via c10): I0115 10:23:45.123456
-_GLOG = re.compile(r"(?:^|[\s\]>:])[IWEF](?P<mo>[01]\d)(?P<d>[0-3]\d) (?P<h>\d\d):(?P<mi>\d\d):(?P<s>\d\d)(?:\.(?P<f>\d{1,9}))?")
+_GLOG = re.compile(
+    r"(?:^|[\s\]>:\[])[IWEF](?P<mo>[01]\d)(?P<d>[0-3]\d) (?P<h>\d\d):(?P<mi>\d\d):(?P<s>\d\d)(?:\.(?P<f>\d{1,9}))?"
+)
 # syslog / dmesg -T / kernel: Jan 15 10:23:45, Tue Nov 27 13:49:06 2018
 _SYSLOG = re.compile(
     r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) )?(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
@@ -28,7 +34,9 @@ _SYSLOG = re.compile(
     re.IGNORECASE,
 )
 # vLLM / some launchers: INFO 12-08 19:50:16
-_MONTH_DAY = re.compile(r"(?:^|\s)(?P<mo>[01]\d)-(?P<d>[0-3]\d) (?P<h>\d\d):(?P<mi>\d\d):(?P<s>\d\d)")
+_MONTH_DAY = re.compile(
+    r"(?:^|\s)(?P<mo>[01]\d)-(?P<d>[0-3]\d) (?P<h>\d\d):(?P<mi>\d\d):(?P<s>\d\d)"
+)
 
 HEAD = 80  # characters of a line searched for a timestamp
 
@@ -58,8 +66,14 @@ def _build(year: int, month: int, match: re.Match[str], tz: str | None = None) -
     fraction = match.groupdict().get("f") or "0"
     try:
         value = datetime(
-            year, month, int(match["d"]), int(match["h"]), int(match["mi"]), int(match["s"]),
-            int(fraction[:6].ljust(6, "0")), tzinfo=UTC,
+            year,
+            month,
+            int(match["d"]),
+            int(match["h"]),
+            int(match["mi"]),
+            int(match["s"]),
+            int(fraction[:6].ljust(6, "0")),
+            tzinfo=UTC,
         )
     except ValueError:
         return None

@@ -14,13 +14,15 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
+from fleetmedic.kpi.period import to_datetime
 from fleetmedic.kpi.priorities_loss import (
+    CURRENT,
     NO_OWNER,
-    all_attempts,
+    PREVIOUS,
     attribution,
-    failed_attempts,
-    in_window,
-    total_gpu_hours,
+    failed_runs,
+    latest_end,
+    runs_in,
 )
 from fleetmedic.kpi.priorities_model import (
     Concentration,
@@ -31,6 +33,7 @@ from fleetmedic.kpi.priorities_model import (
     Window,
 )
 from fleetmedic.kpi.priorities_owners import OwnerMap, default_owner_map
+from fleetmedic.kpi.tables import KpiTables, as_backend, load_tables
 from fleetmedic.model import CATEGORIES
 from fleetmedic.model.errors import InputError
 
@@ -58,7 +61,7 @@ def _utc_naive(value: datetime) -> datetime:
 
 
 def resolve_window(
-    backend: Any,
+    tables: KpiTables,
     since: datetime | None = None,
     until: datetime | None = None,
     *,
@@ -67,14 +70,14 @@ def resolve_window(
 ) -> Window:
     """The period to rank: missing ends default to ``days`` days up to the latest data.
 
-    The default end is the midnight after the latest attempt end (``now`` on an empty store), not
-    the wall clock, so an imported trace from years ago still gets a meaningful last month.
+    The default end is the midnight after the latest job or attempt end (``now`` on an empty
+    store), not the wall clock, so an imported trace from years ago still gets a meaningful month.
     """
     if until is None and since is not None:
         until = since + timedelta(days=days)
     if until is None:
-        found = all_attempts(backend).ended_at.max().to_pyarrow().as_py()
-        latest = _utc_naive(found if found is not None else now or datetime.now(UTC))
+        found = latest_end(tables)
+        latest = to_datetime(found) if found is not None else _utc_naive(now or datetime.now(UTC))
         until = datetime(latest.year, latest.month, latest.day) + timedelta(days=1)
     until = _utc_naive(until)
     since = _utc_naive(since) if since is not None else until - timedelta(days=days)
@@ -163,7 +166,10 @@ def _tickets(backend: Any, current: ir.Table, window: Window) -> _TicketCounts |
     jobs = current.select("job_id", *_KEY).distinct()
     by_job = jobs.join(linked, "job_id").group_by(_KEY).aggregate(n=lambda t: t.ticket_id.nunique())
 
-    loose = in_window(tickets, window, "created_at").anti_join(linked, "ticket_id")
+    filed = tickets.filter(
+        (tickets.created_at >= window.since) & (tickets.created_at < window.until)
+    )
+    loose = filed.anti_join(linked, "ticket_id")
     loose = loose.filter(loose.category.notnull())
     per_category = loose.group_by("category").aggregate(n=loose.ticket_id.nunique())
     return _TicketCounts(
@@ -225,16 +231,18 @@ def priorities_report(
     """
     if limit < 1:
         raise InputError(f"--limit must be at least 1, got {limit}")
-    window = resolve_window(backend, since, until, now=now)
+    tables = load_tables(as_backend(backend))
+    window = resolve_window(tables, since, until, now=now)
     owners = owners or default_owner_map()
-    failed = _keyed(failed_attempts(backend))
-    current = in_window(failed, window)
+    runs = runs_in(tables, window)
+    failed = _keyed(failed_runs(tables.backend, runs))
+    current = failed.filter(failed.pkey == CURRENT)
 
     causes = _causes(current)
-    previous = _lost_by_cause(in_window(failed, window.previous))
-    places = _places(backend, current) if causes else {"node": {}, "pool": {}, "image": {}}
-    tickets = _tickets(backend, current, window) if causes else None
-    total = total_gpu_hours(backend, window)
+    previous = _lost_by_cause(failed.filter(failed.pkey == PREVIOUS))
+    places = _places(tables.backend, current) if causes else {"node": {}, "pool": {}, "image": {}}
+    tickets = _tickets(tables.backend, current, window) if causes else None
+    total = runs.filter(runs.pkey == CURRENT).gpu_h.sum().to_pyarrow().as_py() or 0.0
     total_lost = sum(float(c["lost"] or 0.0) for c in causes)
 
     causes.sort(

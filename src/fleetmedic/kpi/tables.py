@@ -18,6 +18,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 from ibis.backends import BaseBackend
+from ibis.common.exceptions import TableNotFound
 
 from fleetmedic.model.errors import InputError
 from fleetmedic.store import Store
@@ -103,10 +104,10 @@ def load_tables(backend: BaseBackend) -> KpiTables:
     ``jobs`` is required; the others may be absent (a trace with one row per job and nothing
     else) and then read as empty, so the KPIs that need them come out as ``null``.
     """
-    existing = set(backend.list_tables())
-    if "jobs" not in existing:
+    found = {name: _table(backend, name) for name in _SCHEMAS}
+    if found["jobs"] is None:
         raise InputError("no 'jobs' table: not a fleetmedic database (run 'fleetmedic import')")
-    raw = {name: _select(backend, name, existing) for name in _SCHEMAS}
+    raw = {name: _select(name, table) for name, table in found.items()}
     duplicates = _duplicate_counts(backend, raw)
     clean = {
         name: _normalize(name, _dedupe(name, table) if duplicates[name] else table)
@@ -115,13 +116,24 @@ def load_tables(backend: BaseBackend) -> KpiTables:
     return KpiTables(backend=backend, duplicates=duplicates, **clean)
 
 
-def _select(backend: BaseBackend, name: str, existing: set[str]) -> ir.Table:
+def _table(backend: BaseBackend, name: str) -> ir.Table | None:
+    """The named table, or ``None`` when the backend has none.
+
+    Looked up one by one rather than with ``list_tables()``, which ibis 12 cannot run on
+    duckdb 2 (it calls the removed ``fetch_arrow_table`` and leaves the connection unusable).
+    """
+    try:
+        return backend.table(name)
+    except TableNotFound:
+        return None
+
+
+def _select(name: str, table: ir.Table | None) -> ir.Table:
     """The columns of ``_SCHEMAS[name]`` with their types; NULL where the source lacks one."""
     schema = _SCHEMAS[name]
-    if name not in existing:
+    if table is None:
         empty = pa.Table.from_pylist([], schema=ibis.schema(schema).to_pyarrow())
         return ibis.memtable(empty)
-    table = backend.table(name)
     columns = set(table.columns)
     missing = [col for col in _REQUIRED.get(name, ()) if col not in columns]
     if missing:

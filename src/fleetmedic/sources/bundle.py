@@ -137,8 +137,10 @@ def _is_binary(head: bytes) -> bool:
 
 def _looks_structured(head: bytes) -> bool:
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if text[:1] in (b"{", b"["):
-        return True
+    if text[:1] == b"{":
+        return text[1:].lstrip()[:1] in (b'"', b"}")
+    if text[:1] == b"[":  # a JSON list, not a "[rank0]:" or "[2024-..." log prefix
+        return text[1:].lstrip()[:1] in (b"{", b"]")
     first_lines = text.split(b"\n", 20)
     return any(
         line.startswith((b"apiVersion:", b"kind:", b"items:")) for line in first_lines

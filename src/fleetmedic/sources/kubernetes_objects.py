@@ -56,13 +56,15 @@ def _container_facts(ref: str, status: dict[str, Any]) -> Iterator[tuple[str, da
                 parts.append(f"Signal: {detail['signal']}")
             if detail.get("message"):
                 parts.append(f"Message: {_clean(detail['message'])}")
-            if phase == "terminated" and detail.get("exitCode") == 0 and not detail.get("message"):
-                if detail.get("reason") in (None, "Completed"):
-                    continue
+            clean_exit = detail.get("exitCode") == 0 and not detail.get("message")
+            if phase == "terminated" and clean_exit and detail.get("reason") in (None, "Completed"):
+                continue
             yield " ".join(parts), parse_time(detail.get("finishedAt"))
 
 
-def _conditions(ref: str, status: dict[str, Any], kind: str) -> Iterator[tuple[str, datetime | None]]:
+def _conditions(
+    ref: str, status: dict[str, Any], kind: str
+) -> Iterator[tuple[str, datetime | None]]:
     for cond in status.get("conditions") or []:
         if not isinstance(cond, dict):
             continue
@@ -131,8 +133,9 @@ def _node(obj: dict[str, Any]) -> Iterator[tuple[str, datetime | None]]:
         yield f"{ref} Unschedulable: true (cordoned)", None
     for taint in spec.get("taints") or []:
         if isinstance(taint, dict) and taint.get("key", "").startswith("node.kubernetes.io/"):
-            yield f"{ref} Taints: {taint.get('key')}:{taint.get('effect', '')}", parse_time(
-                taint.get("timeAdded")
+            yield (
+                f"{ref} Taints: {taint.get('key')}:{taint.get('effect', '')}",
+                parse_time(taint.get("timeAdded")),
             )
 
 

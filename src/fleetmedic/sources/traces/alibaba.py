@@ -21,6 +21,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fleetmedic.model.errors import InputError
 from fleetmedic.sources.traces.base import (
     CLEAN,
     STAGE,
@@ -95,8 +96,6 @@ class AlibabaGpu2023Importer(TraceImporter):
         missing = [c for c in required if c not in scan.columns]
         if missing:
             scan.drop(ctx.con)
-            from fleetmedic.model.errors import InputError
-
             raise InputError(
                 f"{path}: not {EXPECTED}: missing columns {', '.join(missing)} "
                 f"(found: {', '.join(list(scan.columns)[:20]) or 'none'})"

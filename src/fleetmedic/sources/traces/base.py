@@ -109,10 +109,17 @@ def registry() -> dict[str, type[TraceImporter]]:
 
 
 def drop_stage(con: duckdb.DuckDBPyConnection) -> None:
-    """Forget a file's temp relations (tables or views) before the next file."""
-    for name in (CLEAN, *STAGE.values()):
-        con.execute(f"DROP VIEW IF EXISTS {name}")
-        con.execute(f"DROP TABLE IF EXISTS {name}")
+    """Forget a file's temp relations (every temp ``_fm_*`` view and table) before the next."""
+    views = con.execute(
+        "SELECT view_name FROM duckdb_views() WHERE temporary AND starts_with(view_name, '_fm_')"
+    ).fetchall()
+    for (name,) in views:
+        con.execute(f"DROP VIEW IF EXISTS {ident(name)}")
+    tables = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE temporary AND starts_with(table_name, '_fm_')"
+    ).fetchall()
+    for (name,) in tables:
+        con.execute(f"DROP TABLE IF EXISTS {ident(name)}")
 
 
 @dataclass(frozen=True)
