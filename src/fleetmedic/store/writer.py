@@ -138,25 +138,27 @@ class ImportRecord:
         return hashlib.sha256(f"{self.format}\x1f{self.path}".encode()).hexdigest()[:32]
 
 
-_NODE_MERGE = """
-INSERT INTO nodes BY NAME SELECT * FROM {rel}
-ON CONFLICT (node_id) DO UPDATE SET
-    gpu_model = coalesce(EXCLUDED.gpu_model, gpu_model),
-    gpus = coalesce(EXCLUDED.gpus, gpus),
-    pool = coalesce(EXCLUDED.pool, pool),
-    labels = coalesce(EXCLUDED.labels, labels),
-    conditions = coalesce(EXCLUDED.conditions, conditions),
-    cordoned = coalesce(EXCLUDED.cordoned, cordoned),
-    cordon_reason = coalesce(EXCLUDED.cordon_reason, cordon_reason),
-    first_seen = least(EXCLUDED.first_seen, first_seen),
-    last_seen = greatest(EXCLUDED.last_seen, last_seen)
-"""
+_WIDEN = {"first_seen": "least", "last_seen": "greatest"}
+
+
+def _merge_nodes_sql(rel: str, columns: list[str]) -> str:
+    """Upsert nodes, keeping stored values where the staged row has none.
+
+    Built from the staged relation's own columns: DuckDB's ``EXCLUDED`` only has those.
+    """
+    sets = [
+        f"{col} = {_WIDEN.get(col, 'coalesce')}(EXCLUDED.{col}, nodes.{col})"
+        for col in columns
+        if col != "node_id"
+    ]
+    conflict = f"DO UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
+    return f"INSERT INTO nodes BY NAME SELECT * FROM {rel} ON CONFLICT (node_id) {conflict}"
+
 
 _STATEMENTS: dict[str, str] = {
     "jobs": "INSERT OR REPLACE INTO jobs BY NAME SELECT * FROM {rel}",
     "attempts": "INSERT OR REPLACE INTO attempts BY NAME SELECT * FROM {rel}",
     "attempt_nodes": "INSERT OR IGNORE INTO attempt_nodes BY NAME SELECT * FROM {rel}",
-    "nodes": _NODE_MERGE,
     "events": "INSERT OR IGNORE INTO events BY NAME SELECT * FROM {rel}",
 }
 
@@ -189,13 +191,20 @@ class Writer:
         try:
             for table in _ORDER:
                 rel = getattr(staged, table)
-                if rel is not None and counts[table]:
+                if rel is None or not counts[table]:
+                    continue
+                if table == "nodes":
+                    self.con.execute(_merge_nodes_sql(rel, self._columns(rel)))
+                else:
                     self.con.execute(_STATEMENTS[table].format(rel=rel))
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
         return WriteCounts(**counts)
+
+    def _columns(self, rel: str) -> list[str]:
+        return [str(row[0]) for row in self.con.execute(f"DESCRIBE {rel}").fetchall()]
 
     def _check(self, table: str, rel: str) -> int:
         keys = ", ".join(KEYS[table])

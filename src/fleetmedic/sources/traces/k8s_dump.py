@@ -57,10 +57,6 @@ def _objects(path: Path) -> str:
     )
 
 
-def prefix_of(cluster: str | None) -> str:
-    return f"k8s-{require_cluster_name(cluster)}" if cluster else "k8s"
-
-
 @register
 class KubernetesDumpImporter(TraceImporter):
     name = "k8s"
@@ -84,7 +80,8 @@ class KubernetesDumpImporter(TraceImporter):
     def stage(self, ctx: StageContext, path: Path) -> Staging:
         self.check(ctx, path)
         con = ctx.con
-        prefix = prefix_of(ctx.options.cluster)
+        cluster = require_cluster_name(ctx.options.cluster) if ctx.options.cluster else None
+        prefix = f"k8s-{cluster}" if cluster else "k8s"
         ctx.step("reading items")
         with session_time_zone(con, "UTC"):
             _items(con, path)
@@ -96,7 +93,7 @@ class KubernetesDumpImporter(TraceImporter):
                 f"SELECT _why, count(*) FROM {CLEAN} GROUP BY ALL"
             ).fetchall()
             ctx.step("staging jobs, attempts, events and nodes")
-            k8s_sql.stage(con, prefix)
+            k8s_sql.stage(con, prefix, cluster)
         reasons = {str(w): int(n) for w, n in sorted(rows, key=lambda r: -r[1]) if w is not None}
         total = sum(int(n) for _, n in rows)
         staged = Staged(**{table: name for table, name in STAGE.items()})

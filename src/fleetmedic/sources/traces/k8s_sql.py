@@ -68,7 +68,7 @@ def _arrays(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {CONDITIONS} AS
         SELECT item_row, c.type, c.status, c.reason,
-               {_t("c.lastTransitionTime")} AS at, {_t("c.lastHeartbeatTime")} AS heartbeat
+               {_t("c.lastTransitionTime")} AS changed_at, {_t("c.lastHeartbeatTime")} AS heartbeat
         FROM (SELECT rowid AS item_row,
                      unnest(from_json(item -> 'status' -> 'conditions', '{_CONDITION}')) AS c
               FROM {CLEAN} WHERE _why IS NULL AND kind IN ('Pod', 'Job', 'Node'))"""
@@ -127,7 +127,7 @@ def pods(con: duckdb.DuckDBPyConnection) -> None:
             SELECT item_row,
                 max(reason) FILTER (WHERE type = 'DisruptionTarget' AND status = 'True')
                     AS disruption,
-                max(at) AS last_transition
+                max(changed_at) AS last_transition
             FROM {CONDITIONS} GROUP BY item_row)
         SELECT c.rowid AS item_row, c.ns, c.name, o.owner_job, {phase} AS phase,
             {"(CASE " + " ".join(f"WHEN {phase} = {lit(k)} THEN {lit(v)}"
@@ -165,7 +165,7 @@ def jobs(con: duckdb.DuckDBPyConnection) -> None:
                 bool_or(type = 'Complete' AND status = 'True') AS complete,
                 bool_or(type = 'Failed' AND status = 'True') AS failed,
                 max(reason) FILTER (WHERE type = 'Failed' AND status = 'True') AS failed_reason,
-                max(at) FILTER (WHERE type = 'Failed' AND status = 'True') AS failed_at,
+                max(changed_at) FILTER (WHERE type = 'Failed' AND status = 'True') AS failed_at,
                 bool_or(type = 'Suspended' AND status = 'True') AS suspended
             FROM {CONDITIONS} GROUP BY item_row),
         j AS (
@@ -252,7 +252,7 @@ def nodes(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def stage(con: duckdb.DuckDBPyConnection, prefix: str) -> None:
+def stage(con: duckdb.DuckDBPyConnection, prefix: str, cluster: str | None) -> None:
     """Stage jobs, attempts, attempt nodes, events and nodes from the typed tables."""
     p = lit(prefix + ":")
     con.execute(
@@ -271,7 +271,7 @@ def stage(con: duckdb.DuckDBPyConnection, prefix: str) -> None:
                      END AS reason
             FROM {PODS})"""
     )
-    _stage_jobs(con, p)
+    _stage_jobs(con, p, lit(cluster) if cluster else "NULL")
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW {STAGE["attempts"]} AS SELECT
             {p} || job_key AS job_id, CAST(attempt AS INTEGER) AS attempt, node AS nodes,
@@ -298,7 +298,7 @@ def stage(con: duckdb.DuckDBPyConnection, prefix: str) -> None:
     )
 
 
-def _stage_jobs(con: duckdb.DuckDBPyConnection, p: str) -> None:
+def _stage_jobs(con: duckdb.DuckDBPyConnection, p: str, cluster: str) -> None:
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW {STAGE["jobs"]} AS
         WITH pj AS (
@@ -310,6 +310,7 @@ def _stage_jobs(con: duckdb.DuckDBPyConnection, p: str) -> None:
             FROM _fm_k8s_attempts GROUP BY job_key),
         oj AS (SELECT coalesce(ns, 'default') || '/job/' || name AS job_key, * FROM {JOBS})
         SELECT {p} || coalesce(oj.job_key, pj.job_key) AS job_id, 'k8s' AS source,
+            {cluster} AS cluster,
             coalesce(oj.ns, pj.ns) AS project,
             coalesce(oj.gpus, pj.gpus, 0) AS num_gpus,
             CASE WHEN oj.job_key IS NULL AND pj.node IS NOT NULL THEN 1 END AS num_nodes,

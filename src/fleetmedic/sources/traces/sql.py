@@ -13,7 +13,8 @@ from typing import Literal
 
 import duckdb
 
-Kind = Literal["text", "int", "float", "time"]
+Kind = Literal["text", "int", "float", "number", "time"]
+"""``int`` and ``float`` are counts and sizes (never negative); ``number`` may be negative."""
 
 NULL_TOKENS: tuple[str, ...] = ("", "None", "none", "NaN", "nan", "null", "NULL", "NA", "N/A")
 """Cell values that mean "no value" in numeric and time columns of the public traces."""
@@ -53,7 +54,7 @@ def value(expr: str, kind: Kind, sql_type: str = "VARCHAR") -> str:
     if kind == "text":
         return f"NULLIF(trim({expr}), '')" if text else f"CAST({expr} AS VARCHAR)"
     src = _blank_to_null(expr) if text else expr
-    if kind in ("int", "float"):
+    if kind in ("int", "float", "number"):
         if upper in _FLOAT_TYPES:
             return f"(CASE WHEN isnan({expr}) THEN NULL ELSE CAST({expr} AS DOUBLE) END)"
         return f"TRY_CAST({src} AS DOUBLE)"
