@@ -28,7 +28,9 @@ def test_every_category_has_a_signature() -> None:
 def test_every_family_is_documented() -> None:
     text = (DOCS / "signatures.md").read_text("utf-8")
     for family in CATALOG.families:
-        assert f"`{family.family}`" in text, f"family {family.family} missing from docs/signatures.md"
+        assert f"`{family.family}`" in text, (
+            f"family {family.family} missing from docs/signatures.md"
+        )
 
 
 @pytest.mark.parametrize("engine", ["hyperscan", "regex"])
@@ -38,7 +40,10 @@ def test_both_engines_find_every_example(engine: str) -> None:
         if "log" not in sig.sources:
             continue
         for example in sig.examples:
-            found = {compiled.pattern_owner[p] for p, _ in compiled.matcher.scan(example.encode() + b"\n")}
+            found = {
+                compiled.pattern_owner[p]
+                for p, _ in compiled.matcher.scan(example.encode() + b"\n")
+            }
             assert index in found, f"{engine} misses {sig.id} example {example!r}"
 
 

@@ -18,7 +18,8 @@ def steps(rank: int, count: int, start_minute: int = 0) -> str:
 
 def test_progress_that_stops_while_the_bundle_goes_on_is_a_hang(run: Run) -> None:
     heartbeat = "\n".join(
-        f"2024-07-01 09:{m:02d}:00,000 WARNING agent: worker group heartbeat ok, waiting" for m in range(10, 40)
+        f"2024-07-01 09:{m:02d}:00,000 WARNING agent: worker group heartbeat ok, waiting"
+        for m in range(10, 40)
     )
     result = run({"rank0.log": steps(0, 300), "rank1.log": steps(1, 300) + "\n" + heartbeat})
     assert result.category == "hang"

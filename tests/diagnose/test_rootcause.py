@@ -105,10 +105,18 @@ def test_keyboard_interrupt_then_shutdown_error_is_cancelled(run: Run) -> None:
     assert run({"x.log": log}).category == "cancelled"
 
 
-def test_symptom_alone_is_reported_with_low_confidence(run: Run) -> None:
+def test_a_launcher_epilogue_alone_names_no_cause(run: Run) -> None:
     result = run({"x.log": "torch.distributed.elastic.multiprocessing.errors.ChildFailedError:\n"})
-    assert result.category == "code_error"
-    assert result.confidence <= 0.3
+    assert result.category == "unknown"
+    assert [s.signature for s in result.secondary] == ["pytorch.child_failed"]
+
+
+def test_a_specific_symptom_alone_is_reported_with_lower_confidence(run: Run) -> None:
+    result = run(
+        {"x.log": "RuntimeError: DataLoader worker (pid 1884) is killed by signal: Killed.\n"}
+    )
+    assert result.category == "host_oom"
+    assert result.confidence < 0.6
 
 
 def test_nothing_recognisable_is_unknown(run: Run) -> None:
@@ -145,7 +153,9 @@ def test_pod_oomkilled_beats_a_vague_killed_line(tmp_path) -> None:  # type: ign
         },
     }
     (tmp_path / "pod.json").write_text(json.dumps(pod, indent=2))
-    (tmp_path / "main.log").write_text("loading shards 12/40\n/entry.sh: line 3:    7 Killed    python etl.py\n")
+    (tmp_path / "main.log").write_text(
+        "loading shards 12/40\n/entry.sh: line 3:    7 Killed    python etl.py\n"
+    )
     result = diagnose(read_inputs([str(tmp_path)]), name="b")
     assert result.category == "host_oom"
     assert result.signature == "k8s.oomkilled"

@@ -13,7 +13,10 @@ from fleetmedic.diagnose.timestamps import full_year, parse_line_time
         ("2024-03-05 10:12:01,123 INFO x", datetime(2024, 3, 5, 10, 12, 1, 123000, tzinfo=UTC)),
         ("2024-03-05T10:12:01.5Z step 1", datetime(2024, 3, 5, 10, 12, 1, 500000, tzinfo=UTC)),
         ("2024-03-05T12:12:01+02:00 x", datetime(2024, 3, 5, 10, 12, 1, tzinfo=UTC)),
-        ("[rank3]:[E0305 10:12:01.000200 ProcessGroupNCCL.cpp:1] x", datetime(2024, 3, 5, 10, 12, 1, 200, tzinfo=UTC)),
+        (
+            "[rank3]:[E0305 10:12:01.000200 ProcessGroupNCCL.cpp:1] x",
+            datetime(2024, 3, 5, 10, 12, 1, 200, tzinfo=UTC),
+        ),
         ("I0305 10:12:01.000001  123 file.cc:1] x", datetime(2024, 3, 5, 10, 12, 1, 1, tzinfo=UTC)),
         ("Mar  5 10:12:01 node kernel: NVRM: Xid", datetime(2024, 3, 5, 10, 12, 1, tzinfo=UTC)),
         ("[Tue Mar  5 10:12:01 2019] NVRM: Xid", datetime(2019, 3, 5, 10, 12, 1, tzinfo=UTC)),
@@ -24,7 +27,9 @@ def test_formats(line: str, expected: datetime) -> None:
     assert parse_line_time(line, default_year=2024) == expected
 
 
-@pytest.mark.parametrize("line", ["no time here", "step 12 loss 0.3", "2024-13-45 99:99:99 bad", ""])
+@pytest.mark.parametrize(
+    "line", ["no time here", "step 12 loss 0.3", "2024-13-45 99:99:99 bad", ""]
+)
 def test_no_time(line: str) -> None:
     assert parse_line_time(line, 2024) is None
 

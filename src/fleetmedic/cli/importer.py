@@ -10,7 +10,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from fleetmedic.cli.app import app, fail
 from fleetmedic.model.errors import FleetmedicError
@@ -37,7 +44,7 @@ class _Bars:
             console=console,
             transient=False,
         )
-        self.task: int | None = None
+        self.task: TaskID | None = None
 
     def __enter__(self) -> _Bars:
         self.progress.start()
@@ -86,12 +93,20 @@ def _text(report: ImportReport) -> str:
     return "\n".join(lines)
 
 
-@app.command("import")
+_HELP = (
+    "Import job traces into the store. Re-importing a file changes nothing (upserts). Rows that "
+    "do not parse are counted per file and reason, never dropped silently; a file not in the "
+    "expected schema stops the import before anything is written (exit 2)."
+)
+
+
+@app.command("import", help=_HELP)
 def import_command(
     fmt: Annotated[str, typer.Argument(metavar="FORMAT", help=_FORMAT_HELP, show_default=False)],
     paths: Annotated[
-        list[Path], typer.Argument(metavar="PATH...", help="Files to import.", show_default=False)
-    ],
+        list[Path] | None,
+        typer.Argument(metavar="PATH...", help="Files to import.", show_default=False),
+    ] = None,
     db: Annotated[
         Path | None, typer.Option("--db", help="DuckDB store (default: per-user data dir).")
     ] = None,
@@ -103,18 +118,14 @@ def import_command(
         str | None,
         typer.Option("--cluster", help="Cluster name for job ids when the file name lacks it."),
     ] = None,
-    output: Annotated[
-        str, typer.Option("--format", help="Summary format: text or json.")
-    ] = "text",
+    output: Annotated[str, typer.Option("--format", help="Summary format: text or json.")] = "text",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Import job traces into the store (idempotent: re-importing a file changes nothing).
-
-    Rows that do not parse are counted per file and reason, never dropped silently; a file not in
-    the expected schema stops the import before anything is written (exit 2).
-    """
+    """Check the options, run the import, print the summary (text or JSON)."""
     if fmt not in formats():
         fail(f"unknown import format {fmt!r}; choose one of {', '.join(formats())}")
+    if not paths:
+        fail("no PATH given: fleetmedic import FORMAT PATH...")
     if output not in ("text", "json"):
         fail(f"unknown --format {output!r}; choose text or json")
     if mapping is not None and fmt != "csv":

@@ -23,7 +23,8 @@ Source = Literal["log", "k8s"]
 
 class Signature(BaseModel):
     """One rule. ``patterns`` are regular expressions over a single line (case-insensitive unless
-    ``case_sensitive``); named groups (``(?P<xid>\\d+)``) become details for the summary."""
+    ``case_sensitive``); named groups (``(?P<xid>\\d+)``) become details for the summary. A line
+    that also matches one of ``exclude`` is not a hit (benign look-alikes such as NCCL INFO)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -33,6 +34,7 @@ class Signature(BaseModel):
     priority: int = Field(ge=0, le=100)
     confidence: float = Field(ge=0.0, le=1.0)
     patterns: tuple[str, ...] = Field(min_length=1)
+    exclude: tuple[str, ...] = ()
     case_sensitive: bool = False
     sources: tuple[Source, ...] = ("log", "k8s")
     summary: str
@@ -41,6 +43,7 @@ class Signature(BaseModel):
     advice: str | None = None
     retryable: bool | None = None
     node_scoped: bool = False
+    fallback: bool = False  # a catch-all rule: any specific reading of the same line wins
     examples: tuple[str, ...] = Field(min_length=1)
     counter_examples: tuple[str, ...] = ()
 
@@ -51,7 +54,7 @@ class Signature(BaseModel):
             raise ValueError(f"unknown taxonomy category {value!r}")
         return value
 
-    @field_validator("patterns")
+    @field_validator("patterns", "exclude")
     @classmethod
     def _compiles(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
         for pattern in patterns:
@@ -65,11 +68,16 @@ class Signature(BaseModel):
     def _examples_match(self) -> Signature:
         flags = 0 if self.case_sensitive else re.IGNORECASE
         compiled = [re.compile(line_bound(p), flags) for p in self.patterns]
+        excluded = [re.compile(p, flags) for p in self.exclude]
         for example in self.examples:
-            if not any(c.search(example) for c in compiled):
+            if not any(c.search(example) for c in compiled) or any(
+                x.search(example) for x in excluded
+            ):
                 raise ValueError(f"{self.id}: example does not match its patterns: {example!r}")
         for counter in self.counter_examples:
-            if any(c.search(counter) for c in compiled):
+            if any(c.search(counter) for c in compiled) and not any(
+                x.search(counter) for x in excluded
+            ):
                 raise ValueError(f"{self.id}: counter-example matches its patterns: {counter!r}")
         return self
 

@@ -18,6 +18,8 @@ from fleetmedic.model.taxonomy import category as taxonomy_category
 
 MAX_EVIDENCE = 6
 MAX_SECONDARY = 10
+# A symptom this unspecific (a launcher's epilogue) does not name a cause on its own.
+WEAK_SYMPTOM = 0.35
 
 
 @cache
@@ -54,10 +56,16 @@ def diagnose(documents: Sequence[Document], name: str, engine: str = "auto") -> 
     files = [d.name for d in documents]
     if verdict is None:
         return _unknown(name, warnings)
+    if verdict.root.role == "symptom" and verdict.root.signature.confidence < WEAK_SYMPTOM:
+        # Only an epilogue ("ChildFailedError", "BackoffLimitExceeded", "exit status 1"): the
+        # cause was not in the bundle. Say so, and list what was seen.
+        return _unknown(name, warnings, _secondary(verdict, files, include_root=True))
     return _build(verdict, files, name, warnings)
 
 
-def _unknown(name: str, warnings: tuple[str, ...]) -> Diagnosis:
+def _unknown(
+    name: str, warnings: tuple[str, ...], secondary: tuple[Secondary, ...] = ()
+) -> Diagnosis:
     entry = taxonomy_category("unknown")
     return Diagnosis(
         input=name,
@@ -68,6 +76,7 @@ def _unknown(name: str, warnings: tuple[str, ...]) -> Diagnosis:
         action=ActionRef(kind=entry.action, advice=entry.advice),
         retryable=False,
         signature=None,
+        secondary=secondary,
         warnings=warnings,
     )
 
@@ -98,26 +107,30 @@ def _evidence(hits: list[Hit], files: list[str]) -> tuple[Evidence, ...]:
     return tuple(out[:MAX_EVIDENCE])
 
 
-def _secondary(verdict: Verdict, files: list[str]) -> tuple[Secondary, ...]:
+def _secondary(
+    verdict: Verdict, files: list[str], include_root: bool = False
+) -> tuple[Secondary, ...]:
     """Other findings, minus what merely restates the root cause's own lines."""
     root = verdict.root
     taken = {(h.doc, h.line) for h in root.hits}
-    out = []
+    out = [_as_secondary(root, root.hits, files)] if include_root else []
     for finding in verdict.others:
-        if finding.category == root.category and finding.role == "cause":
+        if not include_root and finding.category == root.category and finding.role == "cause":
             continue
         hits = [h for h in finding.hits if (h.doc, h.line) not in taken]
         if not hits:
             continue
-        out.append(
-            Secondary(
-                category=finding.category,
-                signature=finding.signature.id,
-                summary=summarize(finding, hits),
-                evidence=_evidence(hits[:2], files),
-            )
-        )
+        out.append(_as_secondary(finding, hits, files))
     return tuple(out[:MAX_SECONDARY])
+
+
+def _as_secondary(finding: Finding, hits: list[Hit], files: list[str]) -> Secondary:
+    return Secondary(
+        category=finding.category,
+        signature=finding.signature.id,
+        summary=summarize(finding, hits),
+        evidence=_evidence(hits[:2], files),
+    )
 
 
 def _build(verdict: Verdict, files: list[str], name: str, warnings: tuple[str, ...]) -> Diagnosis:

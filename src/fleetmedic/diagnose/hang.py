@@ -20,7 +20,7 @@ from fleetmedic.diagnose.scan import DocScan, Hit
 MIN_STALL = timedelta(minutes=10)
 STALL_STEPS = 10
 # How a stuck job usually ends: these may follow the stall without contradicting a hang.
-_ENDINGS = {"cancelled", "timeout", "preemption", "hang", "nccl_comm"}
+_ENDINGS = {"cancelled", "timeout", "preemption", "hang"}
 
 STALL_SIGNATURE = Signature.model_construct(
     id="fleetmedic.hang.progress_stalled",
@@ -38,6 +38,8 @@ STALL_SIGNATURE = Signature.model_construct(
     advice=None,
     retryable=None,
     node_scoped=False,
+    fallback=False,
+    exclude=(),
     examples=(),
     counter_examples=(),
 )
@@ -87,8 +89,10 @@ def detect_stall(scans: list[DocScan], findings: list[Finding]) -> Finding | Non
 
 def _crashed_after(findings: list[Finding], since: datetime) -> bool:
     for finding in findings:
-        if finding.role != "cause" or finding.category in _ENDINGS:
+        if finding.category in _ENDINGS:
             continue
+        if finding.role != "cause" and finding.category != "nccl_comm":
+            continue  # an NCCL watchdog timeout is a failure, not the end of a silent stall
         first = finding.first
         if first.ts is None or first.ts >= since:
             return True

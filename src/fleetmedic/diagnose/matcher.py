@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Protocol
-
 from types import ModuleType
+from typing import Protocol
 
 hyperscan: ModuleType | None
 try:  # Hyperscan ships wheels for x86-64 Linux/macOS only.
@@ -24,15 +23,18 @@ except ImportError:  # pragma: no cover - depends on the platform
 
 class Matcher(Protocol):
     def scan(self, chunk: bytes) -> list[tuple[int, int]]:
-        """(pattern index, end offset) of the first match of each pattern that matches."""
+        """(pattern index, end offset) of the first match of each pattern that matches; of every
+        match when built with ``every_match`` (with Hyperscan: every end offset)."""
         ...
 
 
 class HyperscanMatcher:
-    def __init__(self, patterns: Sequence[bytes], caseless: Sequence[bool]) -> None:
+    def __init__(
+        self, patterns: Sequence[bytes], caseless: Sequence[bool], *, every_match: bool = False
+    ) -> None:
         if hyperscan is None:
             raise RuntimeError("hyperscan is not installed")
-        base = hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_MULTILINE
+        base = hyperscan.HS_FLAG_MULTILINE | (0 if every_match else hyperscan.HS_FLAG_SINGLEMATCH)
         flags = [base | (hyperscan.HS_FLAG_CASELESS if c else 0) for c in caseless]
         self._db = hyperscan.Database()
         self._db.compile(
@@ -54,15 +56,21 @@ class HyperscanMatcher:
 
 
 class RegexMatcher:
-    def __init__(self, patterns: Sequence[bytes], caseless: Sequence[bool]) -> None:
+    def __init__(
+        self, patterns: Sequence[bytes], caseless: Sequence[bool], *, every_match: bool = False
+    ) -> None:
         self._compiled = [
             re.compile(p, re.MULTILINE | (re.IGNORECASE if c else 0))
             for p, c in zip(patterns, caseless, strict=True)
         ]
+        self._every_match = every_match
 
     def scan(self, chunk: bytes) -> list[tuple[int, int]]:
         hits = []
         for index, regex in enumerate(self._compiled):
+            if self._every_match:
+                hits.extend((index, match.end()) for match in regex.finditer(chunk))
+                continue
             match = regex.search(chunk)
             if match:
                 hits.append((index, match.end()))
@@ -70,9 +78,14 @@ class RegexMatcher:
 
 
 def build_matcher(
-    patterns: Sequence[bytes], caseless: Sequence[bool], engine: str = "auto"
+    patterns: Sequence[bytes],
+    caseless: Sequence[bool],
+    engine: str = "auto",
+    *,
+    every_match: bool = False,
 ) -> Matcher:
-    """The fastest matcher available; ``engine`` forces ``hyperscan`` or ``regex`` (tests, benches)."""
+    """The fastest matcher available; ``engine`` forces ``hyperscan`` or ``regex`` (tests, benches).
+    ``every_match`` reports every match, not only each pattern's first (for small windows)."""
     if engine == "regex" or (engine == "auto" and hyperscan is None):
-        return RegexMatcher(patterns, caseless)
-    return HyperscanMatcher(patterns, caseless)
+        return RegexMatcher(patterns, caseless, every_match=every_match)
+    return HyperscanMatcher(patterns, caseless, every_match=every_match)

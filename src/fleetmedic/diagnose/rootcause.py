@@ -24,13 +24,21 @@ def explains_table() -> dict[str, frozenset[str]]:
     return {cause: frozenset(effects) for cause, effects in yaml.safe_load(text).items()}
 
 
+def _lines(finding: Finding) -> set[tuple[int, int]]:
+    return {(hit.doc, hit.line) for hit in finding.hits}
+
+
 def explains(a: Finding, b: Finding) -> bool:
     """Whether ``a`` accounts for ``b``."""
-    if a is b or a.role != "cause":
+    if a is b:
         return False
+    if b.signature.fallback and not a.signature.fallback and _lines(b) <= _lines(a):
+        return True  # the catch-all rule yields to any specific reading of its lines
     if (a.first.doc, a.first.line) == (b.first.doc, b.first.line):
-        # Two readings of one line: the more specific one stands, whatever its role.
-        return a.priority > b.priority
+        # Two readings of one line: the stronger cause stands.
+        return not a.signature.fallback and a.role == "cause" and a.priority > b.priority
+    if a.role != "cause":
+        return False
     when = order(a.first, b.first)
     if when > 0:
         return False

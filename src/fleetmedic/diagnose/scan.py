@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -23,6 +24,7 @@ MAX_TEXT = 2000  # characters of an evidence line kept
 HITS_PER_SIGNATURE = 4  # per document: the first three and the last
 LOOKBACK_LINES = 30  # lines searched upwards for a timestamp when a hit line has none
 TAIL_BYTES = 64 * 1024
+PROGRESS_KEPT = 64  # progress lines kept per document (the newest)
 
 
 @dataclass(slots=True)
@@ -62,6 +64,11 @@ class CompiledCatalog:
             ]
             for s in self.signatures
         ]
+        self.excludes = [
+            [re.compile(p, 0 if s.case_sensitive else re.IGNORECASE) for p in s.exclude]
+            for s in self.signatures
+        ]
+        self._byte_regexes: dict[int, list[re.Pattern[bytes]]] = {}
         self.pattern_owner: list[int] = []
         patterns: list[bytes] = []
         caseless: list[bool] = []
@@ -74,9 +81,38 @@ class CompiledCatalog:
                 self.pattern_owner.append(index)
         self.matcher: Matcher = build_matcher(patterns, caseless, engine)
         self.k8s_signatures = [i for i, s in enumerate(self.signatures) if "k8s" in s.sources]
+        # Progress lines are looked for in a window at the end of each chunk, with every match of
+        # the signature's patterns found in one pass (a Python regex per line made this the
+        # costliest step of a scan).
+        self.window_matchers: dict[int, Matcher] = {
+            index: build_matcher(
+                [line_bound(p).encode("utf-8") for p in sig.patterns],
+                [not sig.case_sensitive] * len(sig.patterns),
+                engine,
+                every_match=True,
+            )
+            for index, sig in enumerate(self.signatures)
+            if sig.role == "progress" and "log" in sig.sources
+        }
+
+    def next_match(self, signature: int, chunk: bytes, position: int) -> tuple[int, int] | None:
+        """(line start, match end) of the signature's first match at or after ``position``."""
+        if signature not in self._byte_regexes:
+            sig = self.signatures[signature]
+            flags = re.MULTILINE | (0 if sig.case_sensitive else re.IGNORECASE)
+            self._byte_regexes[signature] = [
+                re.compile(line_bound(p).encode("utf-8"), flags) for p in sig.patterns
+            ]
+        ends = [m.end() for r in self._byte_regexes[signature] if (m := r.search(chunk, position))]
+        if not ends:
+            return None
+        end = min(ends)
+        return chunk.rfind(b"\n", 0, max(end - 1, 0)) + 1, end
 
     def match_line(self, signature: int, text: str) -> dict[str, str] | None:
         """Details (named groups) if the line matches the signature, else None."""
+        if any(x.search(text) for x in self.excludes[signature]):
+            return None
         for regex in self.regexes[signature]:
             found = regex.search(text)
             if found:
@@ -91,6 +127,7 @@ class _LogScanner:
         self.year = year
         self.line_base = 0
         self.per_signature: dict[int, int] = {}
+        self.rejected: list[tuple[int, int]] = []  # (signature, offset) of look-alike matches
         self.latest: dict[int, Hit] = {}  # the last hit of a signature seen more than the cap
         self.tail = b""
 
@@ -102,11 +139,18 @@ class _LogScanner:
             for pid, end in self.compiled.matcher.scan(chunk)
         )
         counted, newlines = 0, 0
+        progress: dict[int, list[Hit]] = {}  # progress hits of this chunk, per signature
         for start, signature, end in found:
             newlines += chunk.count(b"\n", counted, start)
             counted = start
-            self._hit(chunk, start, end, signature, self.line_base + newlines + 1)
-        self.line_base += chunk.count(b"\n")
+            self._hit(chunk, start, end, signature, self.line_base + newlines + 1, progress)
+        total = newlines + chunk.count(b"\n", counted)
+        # Once per progress signature and chunk (not once per matching pattern): the window
+        # scan below is the costliest Python step of a scan.
+        self._retry_rejected(chunk, progress)
+        for hits in progress.values():
+            self._progress(chunk, hits, total)
+        self.line_base += total
         self.tail = (
             chunk[-TAIL_BYTES:] if len(chunk) >= TAIL_BYTES else (self.tail + chunk)[-TAIL_BYTES:]
         )
@@ -127,7 +171,15 @@ class _LogScanner:
                 self.year = year
                 return
 
-    def _hit(self, chunk: bytes, start: int, end: int, signature: int, line_no: int) -> None:
+    def _hit(
+        self,
+        chunk: bytes,
+        start: int,
+        end: int,
+        signature: int,
+        line_no: int,
+        progress: dict[int, list[Hit]],
+    ) -> None:
         stop = chunk.find(b"\n", end)
         stop = len(chunk) if stop < 0 else stop
         text = (
@@ -135,11 +187,12 @@ class _LogScanner:
         )
         details = self.compiled.match_line(signature, text)
         if details is None:
+            self.rejected.append((signature, stop))
             return
         ts = parse_line_time(text, self.year) or self._lookback_time(chunk, start)
         hit = Hit(signature, self.result.doc, line_no, text[:MAX_TEXT], ts, details)
         if self.compiled.signatures[signature].role == "progress":
-            self._progress(chunk, hit)
+            progress.setdefault(signature, []).append(hit)
             return
         seen = self.per_signature.get(signature, 0)
         self.per_signature[signature] = seen + 1
@@ -147,6 +200,17 @@ class _LogScanner:
             self.result.hits.append(hit)
         else:
             self.latest[signature] = hit
+
+    def _retry_rejected(self, chunk: bytes, progress: dict[int, list[Hit]]) -> None:
+        """A signature's first match in a chunk was a benign look-alike (an ``exclude`` line):
+        the matcher reports one match per chunk, so search on for the next real one."""
+        while self.rejected:
+            signature, position = self.rejected.pop()
+            found = self.compiled.next_match(signature, chunk, position)
+            if found is not None:
+                start, end = found
+                line_no = self.line_base + chunk.count(b"\n", 0, start) + 1
+                self._hit(chunk, start, end, signature, line_no, progress)
 
     def _lookback_time(self, chunk: bytes, start: int) -> datetime | None:
         position = start
@@ -162,25 +226,41 @@ class _LogScanner:
             position = previous
         return None
 
-    def _progress(self, chunk: bytes, first: Hit) -> None:
-        """Keep the last progress lines of the chunk with their times (for hang detection)."""
+    def _progress(self, chunk: bytes, hits: list[Hit], chunk_lines: int) -> None:
+        """Keep the last progress lines of the chunk with their times (for hang detection).
+
+        The signature's matcher finds the candidate lines of the window in one pass; each is
+        confirmed with the signature's regexes (as every hit is) and only the newest
+        ``PROGRESS_KEPT`` lines that carry a time are kept.
+        """
+        signature = hits[0].signature
         window_start = max(0, len(chunk) - TAIL_BYTES)
         region = chunk[window_start:]
-        regexes = self.compiled.regexes[first.signature]
-        text = region.decode("utf-8", "replace")
-        lines = text.split("\n")
-        base = self.line_base + chunk.count(b"\n", 0, window_start) + 1
-        found: list[Hit] = []
-        for offset, line in enumerate(lines):
-            if any(r.search(line) for r in regexes):
-                ts = parse_line_time(line, self.year)
-                if ts is not None:
-                    found.append(
-                        Hit(first.signature, first.doc, base + offset, line[:MAX_TEXT], ts, {})
-                    )
+        line_starts = [0]
+        position = region.find(b"\n")
+        while position >= 0:
+            line_starts.append(position + 1)
+            position = region.find(b"\n", position + 1)
+        matched: dict[int, int] = {}  # line index -> a pattern that matched in it
+        for pattern, end in self.compiled.window_matchers[signature].scan(region):
+            matched.setdefault(bisect_right(line_starts, max(end - 1, 0)) - 1, pattern)
+        regexes = self.compiled.regexes[signature]
+        base = self.line_base + chunk_lines - (len(line_starts) - 1) + 1
+        kept: list[Hit] = []
+        for index in sorted(matched, reverse=True):
+            stop = line_starts[index + 1] - 1 if index + 1 < len(line_starts) else len(region)
+            line = region[line_starts[index] : stop].decode("utf-8", "replace")
+            if not (regexes[matched[index]].search(line) or any(r.search(line) for r in regexes)):
+                continue
+            ts = parse_line_time(line, self.year)
+            if ts is not None:
+                kept.append(Hit(signature, hits[0].doc, base + index, line[:MAX_TEXT], ts, {}))
+                if len(kept) == PROGRESS_KEPT:
+                    break
+        kept.reverse()
         progress = self.result.progress
-        progress.extend(found or [first])
-        del progress[:-64]
+        progress.extend(kept or hits)
+        del progress[:-PROGRESS_KEPT]
 
     def finish(self) -> DocScan:
         self.result.lines = self.line_base

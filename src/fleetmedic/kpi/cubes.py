@@ -4,7 +4,8 @@ Why: on 5M attempts (or on Spark, where every query has a fixed start-up cost) s
 once per KPI would dominate the run time. Instead the engine sums every additive term at the
 finest grain the KPIs slice by (group, size bucket, status, failure category, owner, lost-work
 kind); that result has at most a few thousand rows and the KPI modules only add rows up and
-divide. Non-additive KPIs (percentiles, distinct users) are separate, small Ibis queries.
+divide. Distinct users and percentiles, which do not add up, are separate small queries
+(velocity.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 from ibis.backends import BaseBackend
+
+_JOB_KEYS = ["g", "bucket", "status"]
+_RUN_KEYS = ["g", "bucket", "jstatus", "category", "owner", "lost_kind"]
 
 
 @dataclass(frozen=True)
@@ -30,54 +34,64 @@ class Cubes:
 
 def _count(flag: ir.BooleanValue) -> ir.IntegerScalar:
     """How many rows have ``flag`` true (a portable SUM(CASE ...))."""
-    return ibis.ifelse(flag, 1, 0).sum()
+    return ibis.ifelse(flag, 1, 0).sum().cast("int64")
+
+
+def _job_measures(jobs: ir.Table) -> dict[str, ir.Scalar]:
+    return {
+        "n": jobs.count(),
+        "attempts": jobs.attempts.sum().cast("int64"),
+        "zero_gpu": _count(jobs.gpus == 0),
+        "skew": _count(jobs.skew),
+        "negative_wait": _count(jobs.negative_wait),
+        "missing_end": _count(jobs.missing_end),
+        "started": _count(jobs.started_here),
+        "wait_sum_h": jobs.wait_h.sum(),
+        "interrupted_jobs": _count(jobs.interrupted_job),
+    }
 
 
 def job_cube(jobs: ir.Table) -> ir.Table:
     """Job counts and job-level terms by group, size bucket and final status."""
-    return jobs.group_by(["g", "bucket", "status"]).aggregate(
-        n=jobs.count(),
-        attempts=jobs.attempts.sum(),
-        zero_gpu=_count(jobs.gpus == 0),
-        skew=_count(jobs.skew),
-        negative_wait=_count(jobs.negative_wait),
-        missing_end=_count(jobs.missing_end),
-        started=_count(jobs.started_here),
-        wait_sum_h=jobs.wait_h.sum(),
-        interrupted_jobs=_count(jobs.interrupted_job),
-    )
+    return jobs.group_by(_JOB_KEYS).aggregate(**_job_measures(jobs))
+
+
+def _run_measures(runs: ir.Table) -> dict[str, ir.Scalar]:
+    return {
+        "runs": runs.count(),
+        "failures": _count(runs.fail_here),
+        "run_h": runs.run_h.sum(),
+        "gpu_h": runs.gpu_h.sum(),
+        "prod_gh": runs.prod_gh.sum(),
+        "lost_gh": runs.lost_gh.sum(),
+        "requeue_gh": runs.requeue_gh.sum(),
+        "window_gh": runs.window_gh.sum(),
+        "repair_sum_h": runs.repair_h.sum(),
+        "repairs": runs.repair_h.count(),
+        "detect_sum_h": runs.detect_h.sum(),
+        "detections": runs.detect_h.count(),
+        "util_gh": runs.util_gh.sum(),
+        "util_cov_gh": runs.util_cov_gh.sum(),
+        "skew": _count(runs.skew),
+        "missing_end": _count(runs.missing_end),
+    }
 
 
 def run_cube(runs: ir.Table) -> ir.Table:
     """Run-level sums by group, size bucket, job status, failure category, owner, lost kind."""
-    return runs.group_by(["g", "bucket", "jstatus", "category", "owner", "lost_kind"]).aggregate(
-        runs=runs.count(),
-        failures=_count(runs.fail_here),
-        run_h=runs.run_h.sum(),
-        gpu_h=runs.gpu_h.sum(),
-        prod_gh=runs.prod_gh.sum(),
-        lost_gh=runs.lost_gh.sum(),
-        requeue_gh=runs.requeue_gh.sum(),
-        window_gh=runs.window_gh.sum(),
-        repair_sum_h=runs.repair_h.sum(),
-        repairs=runs.repair_h.count(),
-        detect_sum_h=runs.detect_h.sum(),
-        detections=runs.detect_h.count(),
-        util_gh=runs.util_gh.sum(),
-        util_cov_gh=runs.util_cov_gh.sum(),
-        skew=_count(runs.skew),
-        missing_end=_count(runs.missing_end),
-    )
+    return runs.group_by(_RUN_KEYS).aggregate(**_run_measures(runs))
 
 
 def execute(backend: BaseBackend, jobs: ir.Table, runs: ir.Table) -> Cubes:
     """Run both cubes and fill NULL sums (empty groups) with 0 so the rollups are plain sums."""
     job_frame = backend.execute(job_cube(jobs))
     run_frame = backend.execute(run_cube(runs))
-    return Cubes(jobs=_zero_nulls(job_frame), runs=_zero_nulls(run_frame))
+    return Cubes(jobs=_zero_nulls(job_frame, _JOB_KEYS), runs=_zero_nulls(run_frame, _RUN_KEYS))
 
 
-def _zero_nulls(frame: pd.DataFrame) -> pd.DataFrame:
-    numeric = frame.select_dtypes("number").columns
-    frame[numeric] = frame[numeric].fillna(0).astype("float64")
+def _zero_nulls(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Measures as float64 with 0 for NULL (an empty sum), whatever numeric type the engine used."""
+    for column in frame.columns:
+        if column not in keys:
+            frame[column] = pd.to_numeric(frame[column]).astype("float64").fillna(0.0)
     return frame

@@ -92,17 +92,16 @@ def _runs(tables: KpiTables) -> ir.Table:
         jstatus=tables.jobs.status, jattempts=tables.jobs.attempts,
         jstart=tables.jobs.start, jend=tables.jobs.end,
     )
+    # The window runs on the narrow attempts table, before the join widens every row.
     a = tables.attempts
+    later = ibis.window(group_by=a.job_id, order_by=a.attempt, rows=(1, None))
+    a = a.mutate(next_start=a.start.min().over(later), next_attempt=a.attempt.min().over(later))
     real = a.join(j, "job_id").select(
-        *_JOB_COLUMNS, attempt=a.attempt, start=a.start, end=a.end, astatus=a.status, ckpt=a.ckpt
-    )
-    later = ibis.window(group_by=real.job_id, order_by=real.attempt, rows=(1, None))
-    real = real.mutate(
-        next_start=real.start.min().over(later),
-        next_attempt=real.attempt.min().over(later),
+        *_JOB_COLUMNS, attempt=a.attempt, start=a.start, end=a.end, astatus=a.status,
+        ckpt=a.ckpt, next_start=a.next_start, next_attempt=a.next_attempt,
         real=ibis.literal(True),
     )
-    alone = j.anti_join(a, "job_id")
+    alone = j.anti_join(tables.attempts, "job_id")
     synthetic = alone.select(
         *_JOB_COLUMNS,
         attempt=alone.jattempts.cast("int64"), start=alone.jstart, end=alone.jend,

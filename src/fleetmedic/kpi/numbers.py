@@ -6,6 +6,7 @@ NULL as ``None``, ``NaN`` or ``pd.NA`` depending on the column type; the JSON mu
 
 from __future__ import annotations
 
+import decimal
 import math
 import numbers
 from typing import Any
@@ -22,8 +23,11 @@ def share(numerator: float, denominator: float) -> float:
 
 
 def num(value: Any) -> float | None:
-    """A float from a result cell; ``None`` for SQL NULL however the engine spelled it."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    """A float from a result cell; ``None`` for SQL NULL however the engine spelled it.
+
+    DuckDB sums integers into HUGEINT, which reaches Python as ``Decimal``; Spark gives ints.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | decimal.Decimal):
         return None
     number = float(value)
     return None if math.isnan(number) else number

@@ -60,7 +60,7 @@ class Period:
         monday = to_datetime(self.start).date()
         monday -= timedelta(days=monday.weekday())
         edge = to_epoch(datetime.combine(monday, datetime.min.time()))
-        out = []
+        out: list[Window] = []
         while edge < self.end or not out:
             p0, p1 = max(edge, self.start), min(edge + _WEEK, self.end)
             out.append(Window(iso(edge)[:10], p0, max(p1, p0)))
@@ -98,8 +98,8 @@ def resolve_period(
 ) -> Period:
     """Fill in missing bounds from the data: the first timestamp, and the last one or *now*.
 
-    Without ``until`` the period ends at the latest timestamp in the data, or at *now* when some
-    job is still running or pending (so running jobs are clipped at now, and a finished historical
+    Without ``until`` the period ends just after the latest timestamp in the data (+1 s), or at
+    *now* when some job is still running or pending (so running jobs are clipped at now, and a finished historical
     trace is not diluted by the years since it ended).
     """
     start = to_epoch(since) if since is not None else None
@@ -108,7 +108,9 @@ def resolve_period(
         lo, hi, open_jobs = _data_bounds(tables)
         now_s = to_epoch(now or datetime.now(UTC))
         if end is None:
-            end = max(hi if hi is not None else now_s, now_s if open_jobs else -FOREVER)
+            # One second past the last timestamp, so that instant is inside the [start, end).
+            last = hi + 1.0 if hi is not None else now_s
+            end = max(last, now_s if open_jobs else -FOREVER)
         if start is None:
             start = lo if lo is not None else end
     if end < start:
@@ -125,7 +127,7 @@ def _data_bounds(tables: KpiTables) -> tuple[float | None, float | None, int]:
     expr = jobs.aggregate(
         lo=first.min(),
         hi=ibis.ifelse(last > -FOREVER, last, ibis.null("float64")).max(),
-        open_jobs=jobs.status.isin(OPEN).sum(),
+        open_jobs=ibis.ifelse(jobs.status.isin(OPEN), 1, 0).sum().cast("int64"),
     )
     row = tables.backend.execute(expr).iloc[0]
     return num(row["lo"]), num(row["hi"]), int(num(row["open_jobs"]) or 0)

@@ -7,23 +7,13 @@ before it. All aggregation runs in the backend (Ibis); only one row per cause co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import ibis
 import ibis.expr.types as ir
 
 from fleetmedic.kpi.period import to_datetime
-from fleetmedic.kpi.priorities_loss import (
-    CURRENT,
-    NO_OWNER,
-    PREVIOUS,
-    attribution,
-    failed_runs,
-    latest_end,
-    runs_in,
-)
+from fleetmedic.kpi.priorities_loss import CURRENT, NO_OWNER, failed_runs, latest_end, runs_in
 from fleetmedic.kpi.priorities_model import (
     Concentration,
     PriorityReport,
@@ -33,6 +23,7 @@ from fleetmedic.kpi.priorities_model import (
     Window,
 )
 from fleetmedic.kpi.priorities_owners import OwnerMap, default_owner_map
+from fleetmedic.kpi.priorities_queries import Key, cause_stats, ticket_counts, top_places
 from fleetmedic.kpi.tables import KpiTables, as_backend, load_tables
 from fleetmedic.model import CATEGORIES
 from fleetmedic.model.errors import InputError
@@ -40,8 +31,6 @@ from fleetmedic.model.errors import InputError
 DEFAULT_DAYS = 30
 FLAT_PCT = 10.0
 CONCENTRATION = 0.5
-
-_KEY = ["category", "sig"]
 
 __all__ = [
     "CONCENTRATION",
@@ -93,91 +82,6 @@ def _keyed(table: ir.Table) -> ir.Table:
     return table.mutate(sig=table.signature.coalesce(""))
 
 
-def _rows(expr: ir.Table) -> list[dict[str, Any]]:
-    return list(expr.to_pyarrow().to_pylist())
-
-
-def _causes(current: ir.Table) -> list[dict[str, Any]]:
-    grouped = current.group_by(_KEY).aggregate(
-        lost=current.lost_gpu_hours.sum(),
-        failures=current.count(),
-        jobs=current.job_id.nunique(),
-        users=current.user.nunique(),
-        owner=current.owner.argmax(current.lost_gpu_hours),
-    )
-    return _rows(grouped)
-
-
-def _lost_by_cause(table: ir.Table) -> dict[tuple[str, str], float]:
-    grouped = table.group_by(_KEY).aggregate(lost=table.lost_gpu_hours.sum())
-    return {(r["category"], r["sig"]): float(r["lost"] or 0.0) for r in _rows(grouped)}
-
-
-def _top_place(weighted: ir.Table, column: str) -> dict[tuple[str, str], tuple[str, float]]:
-    """The place (node, pool or image) carrying most lost GPU-hours of each cause."""
-    known = weighted.filter(weighted[column].notnull())
-    per_place = known.group_by([*_KEY, column]).aggregate(hours=known.weighted.sum())
-    order = ibis.row_number().over(
-        group_by=[per_place.category, per_place.sig],
-        order_by=[ibis.desc(per_place.hours), per_place[column]],
-    )
-    top = per_place.mutate(pos=order).filter(lambda t: t.pos == 0)
-    return {
-        (r["category"], r["sig"]): (str(r[column]), float(r["hours"] or 0.0)) for r in _rows(top)
-    }
-
-
-def _places(backend: Any, current: ir.Table) -> dict[str, dict[tuple[str, str], tuple[str, float]]]:
-    located = attribution(backend, current)
-    causes = current.select("job_id", "attempt", "category", "sig", "lost_gpu_hours")
-    joined = located.join(causes, ["job_id", "attempt"])
-    weighted = joined.mutate(weighted=joined.lost_gpu_hours * joined.share)
-    by_image = current.mutate(weighted=current.lost_gpu_hours)
-    return {
-        "node": _top_place(weighted, "node_id"),
-        "pool": _top_place(weighted, "pool"),
-        "image": _top_place(by_image, "image"),
-    }
-
-
-@dataclass(frozen=True)
-class _TicketCounts:
-    """Tickets naming an affected job (per cause) and tickets naming no job (per category)."""
-
-    linked: dict[tuple[str, str], int]
-    unlinked: dict[str, int]
-
-    def count(self, key: tuple[str, str]) -> int:
-        return self.linked.get(key, 0) + self.unlinked.get(key[0], 0)
-
-
-def _tickets(backend: Any, current: ir.Table, window: Window) -> _TicketCounts | None:
-    """Tickets per cause: those naming an affected job, plus unlinked ones of the same category.
-
-    None when the store holds no ticket at all, so "0 tickets" is never claimed without data.
-    An unlinked ticket counts only if filed in the window; a linked one whenever it was filed.
-    """
-    tickets = backend.table("tickets")
-    if int(tickets.count().to_pyarrow().as_py()) == 0:
-        return None
-    linked = tickets.filter(tickets.job_ids.notnull())
-    linked = linked.select("ticket_id", job_id=linked.job_ids.array.unnest().str)
-    linked = linked.filter(linked.job_id.notnull())
-    jobs = current.select("job_id", *_KEY).distinct()
-    by_job = jobs.join(linked, "job_id").group_by(_KEY).aggregate(n=lambda t: t.ticket_id.nunique())
-
-    filed = tickets.filter(
-        (tickets.created_at >= window.since) & (tickets.created_at < window.until)
-    )
-    loose = filed.anti_join(linked, "ticket_id")
-    loose = loose.filter(loose.category.notnull())
-    per_category = loose.group_by("category").aggregate(n=loose.ticket_id.nunique())
-    return _TicketCounts(
-        linked={(r["category"], r["sig"]): int(r["n"]) for r in _rows(by_job)},
-        unlinked={str(r["category"]): int(r["n"]) for r in _rows(per_category)},
-    )
-
-
 def _trend(current: float, previous: float, flat_pct: float) -> Trend:
     if previous <= 0:
         return Trend(direction="new", change_pct=None, previous_gpu_hours_lost=0.0)
@@ -201,8 +105,8 @@ def _owner(category: str, stored: str | None) -> str:
 
 
 def _concentration(
-    places: dict[tuple[str, str], tuple[str, float]],
-    key: tuple[str, str],
+    places: dict[Key, tuple[str, float]],
+    key: Key,
     lost: float,
     threshold: float,
 ) -> Concentration | None:
@@ -238,11 +142,11 @@ def priorities_report(
     failed = _keyed(failed_runs(tables.backend, runs))
     current = failed.filter(failed.pkey == CURRENT)
 
-    causes = _causes(current)
-    previous = _lost_by_cause(failed.filter(failed.pkey == PREVIOUS))
-    places = _places(tables.backend, current) if causes else {"node": {}, "pool": {}, "image": {}}
-    tickets = _tickets(tables.backend, current, window) if causes else None
-    total = runs.filter(runs.pkey == CURRENT).gpu_h.sum().to_pyarrow().as_py() or 0.0
+    stats = cause_stats(failed, runs)
+    causes = stats.current
+    places = top_places(tables.backend, current) if causes else {}
+    tickets = ticket_counts(tables.backend, current, window) if causes else None
+    total = stats.total_gpu_hours
     total_lost = sum(float(c["lost"] or 0.0) for c in causes)
 
     causes.sort(
@@ -271,12 +175,12 @@ def priorities_report(
                 jobs_affected=int(cause["jobs"]),
                 users_affected=int(cause["users"]),
                 tickets=tickets.count(key) if tickets is not None else None,
-                trend=_trend(lost, previous.get(key, 0.0), flat_pct),
+                trend=_trend(lost, stats.previous.get(key, 0.0), flat_pct),
                 gain_gpu_hours=round(lost, 3),
                 gain_goodput_points=round(lost / total * 100.0, 3) if total > 0 else 0.0,
-                node=_concentration(places["node"], key, lost, concentration),
-                pool=_concentration(places["pool"], key, lost, concentration),
-                image=_concentration(places["image"], key, lost, concentration),
+                node=_concentration(places.get("node", {}), key, lost, concentration),
+                pool=_concentration(places.get("pool", {}), key, lost, concentration),
+                image=_concentration(places.get("image", {}), key, lost, concentration),
             )
         )
     return PriorityReport(

@@ -55,17 +55,21 @@ def epoch_windows(window: Window) -> list[EpochWindow]:
 
 def latest_end(tables: KpiTables) -> float | None:
     """Epoch seconds of the latest job or attempt end, None on an empty store."""
-    jobs = tables.jobs.end.max().to_pyarrow().as_py()
-    attempts = tables.attempts.end.max().to_pyarrow().as_py()
-    found = [value for value in (jobs, attempts) if value is not None]
-    return max(found) if found else None
+    jobs = tables.jobs.aggregate(end=tables.jobs.end.max().cast("float64"))
+    attempts = tables.attempts.aggregate(end=tables.attempts.end.max().cast("float64"))
+    ends = jobs.union(attempts)
+    found = ends.aggregate(end=ends.end.max()).to_pyarrow().to_pylist()
+    value = found[0]["end"] if found else None
+    return float(value) if value is not None else None
 
 
 def attempt_nodes(backend: Any) -> ir.Table:
     """(job_id, attempt, node_id) from ``attempt_nodes`` plus the list in ``attempts.nodes``."""
     listed = backend.table("attempt_nodes").select("job_id", "attempt", "node_id")
     stored = backend.table("attempts").filter(lambda t: t.nodes.notnull())
-    split = stored.select("job_id", "attempt", node_id=stored.nodes.split(",").unnest().strip())
+    # Blanks are dropped before the split: Spark cannot apply a function to an exploded value.
+    listed_ids = stored.nodes.re_replace(r"\s+", "").split(",")
+    split = stored.select("job_id", "attempt", node_id=listed_ids.unnest())
     split = split.filter(split.node_id != "")
     return _union(listed.cast({"attempt": "int64"}), split.cast({"attempt": "int64"})).distinct()
 

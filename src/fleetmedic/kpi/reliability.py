@@ -1,7 +1,7 @@
 """Reliability: how often things fail (MTTF), how long until work runs again (MTTR), how long
 until we know why (MTTD), and how failure exposure grows with job size.
 
-Why by node and by size: Kokolis et al. (2024) model a job's MTTF as ``1 / (nodes × r_f)`` with
+Why by node and by size: Kokolis et al. (2024) model a job's MTTF as ``1 / (nodes * r_f)`` with
 ``r_f`` the failure rate per node-day, so the per-node rate is the number to track over time, and
 the per-size view shows that large jobs see failures far more often than small ones.
 """

@@ -35,7 +35,7 @@ class _Pass:
     cubes: Cubes
     waits: dict[str, dict[str, Any]]
     waits_by_size: dict[str, dict[str, Any]]
-    users: dict[str, dict[str, Any]]
+    users: dict[str, dict[str, int]]
     capacity: dict[str, capacity.NodeCapacity]
     keys: list[str]
 
@@ -67,7 +67,8 @@ def compute_kpis(
             key: _group_sections(grouped, key, with_capacity=capacity.groups_with_capacity(by))
             for key in grouped.keys
         }
-    return _clean(result)
+    cleaned: dict[str, Any] = _clean(result)
+    return cleaned
 
 
 def _run_pass(tables: KpiTables, period: Period, by: str | None) -> _Pass:

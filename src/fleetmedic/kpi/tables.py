@@ -14,12 +14,14 @@ that depends on the engine or on how a table was loaded stops here:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 from ibis.backends import BaseBackend
 from ibis.common.exceptions import TableNotFound
 
+from fleetmedic.kpi.numbers import num
 from fleetmedic.model.errors import InputError
 from fleetmedic.store import Store
 
@@ -147,25 +149,16 @@ def _select(name: str, table: ir.Table | None) -> ir.Table:
 
 
 def _duplicate_counts(backend: BaseBackend, raw: dict[str, ir.Table]) -> dict[str, int]:
-    """Rows minus distinct keys per table, in one query: de-duplicating costs a sort, skip it."""
-    parts = [
-        table.aggregate(
-            name=ibis.literal(name), rows=table.count(), keys=_key_expr(table, _KEYS[name]).nunique()
-        )
-        for name, table in raw.items()
-    ]
+    """Rows that repeat a key, per table, in one query: de-duplicating costs a sort, so it is
+    only done for tables that need it (never for the store, whose keys are primary keys)."""
+    parts = []
+    for name, table in raw.items():
+        per_key = table.group_by(list(_KEYS[name])).aggregate(n=table.count())
+        extra = (per_key.n - 1).sum().cast("int64")
+        parts.append(per_key.aggregate(name=ibis.literal(name), extra=extra))
     frame = backend.execute(ibis.union(*parts))
-    counts = {str(row.name): int(row.rows) - int(row.keys) for row in frame.itertuples()}
+    counts = {str(row.name): int(num(row.extra) or 0) for row in frame.itertuples()}
     return {name: counts.get(name, 0) for name in raw}
-
-
-def _key_expr(table: ir.Table, key: tuple[str, ...]) -> ir.StringValue:
-    """One string per key (a separator no id contains): COUNT(DISTINCT) of tuples is not portable."""
-    parts = [table[col].cast("string").fill_null("") for col in key]
-    out = parts[0]
-    for part in parts[1:]:
-        out = out + "\x1f" + part
-    return out
 
 
 def _dedupe(name: str, table: ir.Table) -> ir.Table:

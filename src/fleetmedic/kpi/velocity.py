@@ -30,7 +30,7 @@ def _spread(values: ir.NumericColumn, probs: dict[str, float]) -> dict[str, ir.S
 def queue_waits(
     backend: BaseBackend, jobs: ir.Table, *, by_size: bool
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Queue wait (start − submit) percentiles of jobs that started in the period, in hours.
+    """Queue wait (start - submit) percentiles of jobs that started in the period, in hours.
 
     Returns them per group, and per size bucket when ``by_size``; one query for both.
     """
@@ -57,8 +57,11 @@ def _waits(started: ir.Table, kind: str, key: ir.Value) -> ir.Table:
     )
 
 
-def users(backend: BaseBackend, jobs: ir.Table, runs: ir.Table) -> dict[str, dict[str, Any]]:
-    """Active users per group, and how many had an attempt fail for a platform-owned cause."""
+def users(backend: BaseBackend, jobs: ir.Table, runs: ir.Table) -> dict[str, dict[str, int]]:
+    """Active users per group, and how many had an attempt fail for a platform-owned cause.
+
+    Distinct counts do not add up across cube rows, hence this separate (single) query.
+    """
     active = jobs.filter(jobs.user.notnull())
     blocked = runs.filter(runs.fail_here & runs.owner.isin(PLATFORM_OWNERS) & runs.user.notnull())
     frame = backend.execute(
@@ -67,13 +70,13 @@ def users(backend: BaseBackend, jobs: ir.Table, runs: ir.Table) -> dict[str, dic
             blocked.group_by("g").aggregate(kind=ibis.literal("blocked"), n=blocked.user.nunique()),
         )
     )
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, dict[str, int]] = {}
     for row in frame.to_dict("records"):
         out.setdefault(str(row["g"]), {"active": 0, "blocked": 0})[str(row["kind"])] = int(row["n"])
     return out
 
 
-def users_section(counts: dict[str, Any]) -> dict[str, Any]:
+def users_section(counts: dict[str, int]) -> dict[str, Any]:
     active, blocked = counts.get("active", 0), counts.get("blocked", 0)
     return {
         "active": active,

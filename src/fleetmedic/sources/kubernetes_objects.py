@@ -152,6 +152,12 @@ def _workload(obj: dict[str, Any]) -> Iterator[tuple[str, datetime | None]]:
         if state.get("message"):
             text += f" Message: {_clean(state['message'])}"
         yield text, parse_time(state.get("lastTransitionTime"))
+    if isinstance(status.get("phase"), str) and status.get("message"):
+        # Argo Workflows, Spark and other operators: a phase and a free-text message.
+        yield (
+            f"{ref} Phase: {status['phase']} Message: {_clean(status['message'])}",
+            parse_time(status.get("finishedAt")),
+        )
     for key in ("jobStatus", "jobDeploymentStatus"):
         if status.get(key):
             yield f"{ref} {key}: {status[key]} Message: {_clean(status.get('message'))}", None

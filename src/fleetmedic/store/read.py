@@ -67,9 +67,7 @@ _JOB_COLUMNS = (
 )
 
 
-def read_jobs(
-    store: Store, *, source: str | None = None, limit: int | None = None
-) -> list[Job]:
+def read_jobs(store: Store, *, source: str | None = None, limit: int | None = None) -> list[Job]:
     """Jobs as records (times made timezone-aware UTC), optionally of one ``source``, by id."""
     sql = f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs"
     params: list[Any] = []

@@ -77,9 +77,7 @@ def event_id(
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def event_id_sql(
-    *, ts: str, source: str, kind: str, obj: str, reason: str, message: str
-) -> str:
+def event_id_sql(*, ts: str, source: str, kind: str, obj: str, reason: str, message: str) -> str:
     """The SQL expression computing :func:`event_id` from the given column expressions."""
     return EVENT_ID_SQL.format(
         ts=ts, source=source, kind=kind, object=obj, reason=reason, message=message
@@ -163,6 +161,7 @@ _STATEMENTS: dict[str, str] = {
 }
 
 _ORDER: tuple[Table, ...] = ("nodes", "jobs", "attempts", "attempt_nodes", "events")
+_REPLACED = frozenset({"jobs", "attempts"})
 
 
 class Writer:
@@ -186,7 +185,7 @@ class Writer:
         for table in _ORDER:
             rel = getattr(staged, table)
             if rel is not None:
-                counts[table] = self._check(table, rel)
+                counts[table] = self._count(table, rel)
         self.con.execute("BEGIN TRANSACTION")
         try:
             for table in _ORDER:
@@ -195,8 +194,14 @@ class Writer:
                     continue
                 if table == "nodes":
                     self.con.execute(_merge_nodes_sql(rel, self._columns(rel)))
-                else:
-                    self.con.execute(_STATEMENTS[table].format(rel=rel))
+                    continue
+                row = self.con.execute(_STATEMENTS[table].format(rel=rel)).fetchone()
+                written = int(row[0]) if row else 0
+                if table in _REPLACED and written != counts[table]:
+                    # INSERT OR REPLACE reports one row per distinct key: a batch repeating a
+                    # key would silently keep only one of its rows.
+                    keys = ", ".join(KEYS[table])
+                    raise ValueError(f"staged {table} in {rel} repeat a key ({keys})")
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
@@ -206,23 +211,20 @@ class Writer:
     def _columns(self, rel: str) -> list[str]:
         return [str(row[0]) for row in self.con.execute(f"DESCRIBE {rel}").fetchall()]
 
-    def _check(self, table: str, rel: str) -> int:
-        keys = ", ".join(KEYS[table])
+    def _count(self, table: str, rel: str) -> int:
+        """Rows in a staged relation; for jobs, also refuse a status outside the contract."""
+        if table != "jobs":
+            row = self.con.execute(f"SELECT count(*) FROM {rel}").fetchone()
+            return int(row[0]) if row else 0
+        allowed = ", ".join(f"'{s}'" for s in STATUSES)
+        bad = f"status IS NULL OR status NOT IN ({allowed})"
         row = self.con.execute(
-            f"SELECT count(*), count(DISTINCT ({keys})) FROM {rel}"
+            f"SELECT count(*), count(*) FILTER (WHERE {bad}), "
+            f"any_value(status) FILTER (WHERE {bad}) FROM {rel}"
         ).fetchone()
-        total, distinct = (int(row[0]), int(row[1])) if row else (0, 0)
-        if total != distinct:
-            raise ValueError(f"staged {table} in {rel} repeat a key ({keys}): dedupe before writing")
-        if table == "jobs" and total:
-            allowed = ", ".join(f"'{s}'" for s in STATUSES)
-            row = self.con.execute(
-                f"SELECT count(*), any_value(status) FROM {rel} "
-                f"WHERE status IS NULL OR status NOT IN ({allowed})"
-            ).fetchone()
-            if row and row[0]:
-                raise ValueError(f"staged jobs in {rel} have a status outside {STATUSES}: {row[1]!r}")
-        return total
+        if row and row[1]:
+            raise ValueError(f"staged jobs in {rel} have a status outside {STATUSES}: {row[2]!r}")
+        return int(row[0]) if row else 0
 
     def record_import(self, record: ImportRecord) -> None:
         """Log a file's import in ``imports`` (one row per format and path)."""
@@ -276,15 +278,22 @@ class Writer:
         names: dict[str, str] = {}
         for table, frame in frames.items():
             name = f"_fm_records_{table}"
-            self.con.register(f"{name}_df", frame)
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_df")
-            self.con.unregister(f"{name}_df")
+            _temp_table(self.con, name, frame)
             names[table] = name
         try:
             return self.write(Staged(**names))
         finally:
             for name in names.values():
                 self.con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _temp_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
+    """Copy ``frame`` into a temp table.
+
+    The SQL names the parameter ``frame`` and DuckDB finds it by name (a replacement scan):
+    unlike ``register`` or ``from_df``, that works while the connection holds an unread result.
+    """
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM frame")
 
 
 def _naive_utc(value: datetime | None) -> datetime | None:
@@ -303,7 +312,7 @@ def _job_row(job: Job, source: str | None) -> dict[str, Any]:
 
 def _attempt_row(attempt: Attempt) -> dict[str, Any]:
     row: dict[str, Any] = attempt.model_dump()
-    row["nodes"] = ",".join(attempt.nodes) or None
+    row["nodes"] = ",".join(dict.fromkeys(attempt.nodes)) or None
     for key in ("started_at", "ended_at", "last_checkpoint_at"):
         row[key] = _naive_utc(row[key])
     return row
@@ -324,7 +333,9 @@ def _event_row(event: Event) -> dict[str, Any]:
     ts = _naive_utc(event.ts)
     assert ts is not None
     return {
-        "event_id": event_id(ts, event.source, event.kind, event.object, event.reason, event.message),
+        "event_id": event_id(
+            ts, event.source, event.kind, event.object, event.reason, event.message
+        ),
         "ts": ts,
         "source": event.source,
         "kind": event.kind,

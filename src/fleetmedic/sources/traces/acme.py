@@ -103,10 +103,17 @@ def _stage_fail_events(ctx: StageContext, prefix: str) -> None:
     obj = f"{lit('job/' + prefix + ':')} || job_id"
     reason = slurm_state_word("state")
     message = "'scheduler recorded fail_time'"
+    event_id = event_id_sql(
+        ts="fail_time",
+        source="'acme'",
+        kind="'job_failed'",
+        obj=obj,
+        reason=reason,
+        message=message,
+    )
     ctx.con.execute(
         f"""CREATE OR REPLACE TEMP VIEW {STAGE["events"]} AS SELECT
-            {event_id_sql(ts="fail_time", source="'acme'", kind="'job_failed'", obj=obj,
-                          reason=reason, message=message)} AS event_id,
+            {event_id} AS event_id,
             fail_time AS ts, 'acme' AS source, 'job_failed' AS kind, {obj} AS object,
             {reason} AS reason, {message} AS message, 'error' AS severity,
             json_object('state', state, 'gpu_num', gpu_num) AS raw

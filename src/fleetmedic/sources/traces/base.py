@@ -21,7 +21,7 @@ import duckdb
 
 from fleetmedic.model.errors import InputError
 from fleetmedic.sources.traces.files import TableScan
-from fleetmedic.sources.traces.sql import Kind, first_reason, ident, lit, present, problem, value
+from fleetmedic.sources.traces.sql import Kind, cast, checks_for, ident, lit, normalized
 from fleetmedic.store.writer import Staged
 
 CLEAN = "_fm_clean"
@@ -152,31 +152,28 @@ def clean_table(
     checks. Rows repeating ``key`` are marked bad except the last one in file order. Returns
     ``(rows_read, rows_bad, reasons)``, rows the CSV reader rejected included.
     """
-    typed = []
-    type_checks: list[tuple[str, str]] = []
+    level1, level2, whens = [], [], []
     if scan.malformed_flag:
-        type_checks.append((ident(scan.malformed_flag), lit("not a JSON object")))
-    for col in cols:
+        whens.append(f"WHEN {ident(scan.malformed_flag)} THEN {lit('not a JSON object')}")
+        level1.append(ident(scan.malformed_flag))
+    for i, col in enumerate(cols):
         sql_type = scan.columns.get(col.name, "VARCHAR")
-        raw = ident(col.name)
-        typed_sql = value(raw, col.kind, sql_type)
-        typed.append(f"{typed_sql} AS {ident(col.target)}")
-        bad = lit(f"bad {col.name}")
-        reason = (
-            f"(CASE WHEN NOT {present(raw, sql_type)} THEN {lit('missing ' + col.name)} "
-            f"ELSE {bad} END)"
-            if col.required
-            else bad
-        )
-        type_checks.append(
-            (problem(raw, col.kind, sql_type, typed_sql, required=col.required), reason)
-        )
-    inner = f"SELECT {', '.join(typed)}, {first_reason(type_checks)} AS _why FROM {scan.source}"
+        raw, target = f"__r{i}", ident(col.target)
+        level1.append(f"{normalized(ident(col.name), col.kind, sql_type)} AS {raw}")
+        level2.append(f"{raw}, {cast(raw, col.kind, sql_type)} AS {target}")
+        whens += checks_for(col.name, raw, target, col.kind, required=col.required)
+    whens += [f"WHEN {cond} THEN {reason}" for cond, reason in checks]
+    raws = ", ".join(f"__r{i}" for i in range(len(cols)))
+    if scan.malformed_flag:
+        raws += f", {ident(scan.malformed_flag)}"
     extras = "".join(f", {sql} AS {ident(name)}" for name, sql in extra)
-    outer_why = first_reason([("_why IS NOT NULL", "_why"), *checks])
+    # Three levels so each cell is normalized and cast once; the checks then compare columns.
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {CLEAN} AS "
-        f"SELECT * EXCLUDE (_why){extras}, {outer_why} AS _why FROM ({inner})"
+        f"""CREATE OR REPLACE TEMP TABLE {CLEAN} AS
+        SELECT * EXCLUDE ({raws}), CASE {" ".join(whens)} ELSE NULL END AS _why
+        FROM (SELECT *{extras} FROM (
+              SELECT {", ".join(level2)}{", " + ident(scan.malformed_flag) if scan.malformed_flag else ""}
+              FROM (SELECT {", ".join(level1)} FROM {scan.source})))"""
     )
     if key is not None:
         mark_duplicates(con, key)
@@ -188,7 +185,12 @@ def clean_table(
     if rejected:
         reasons["unreadable line (wrong number of fields or bad encoding)"] = rejected
     total = sum(int(n) for _, n in rows) + rejected
-    return total, sum(reasons.values()), reasons
+    return total, sum(reasons.values()), sort_reasons(reasons)
+
+
+def sort_reasons(reasons: dict[str, int]) -> dict[str, int]:
+    """Most frequent first, then by name: the order summaries print them in."""
+    return dict(sorted(reasons.items(), key=lambda item: (-item[1], item[0])))
 
 
 def mark_duplicates(con: duckdb.DuckDBPyConnection, key: str) -> None:

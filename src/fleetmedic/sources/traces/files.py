@@ -71,14 +71,19 @@ def _head(path: Path, size: int) -> bytes:
         raise InputError(f"{path}: cannot read: {exc}") from exc
 
 
-def check_file(path: Path, kind: FileKind, expected: str) -> None:
-    """Refuse a file that cannot hold ``expected`` at all, before DuckDB sees it."""
+def check_path(path: Path, expected: str) -> None:
+    """Refuse a path that is not a non-empty regular file."""
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a directory; expected {expected}")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file; expected {expected}")
+
+
+def check_file(path: Path, kind: FileKind, expected: str) -> None:
+    """Refuse a file that cannot hold ``expected`` at all, before DuckDB sees it."""
+    check_path(path, expected)
     if kind == "parquet":
         if not _head(path, 4).startswith(b"PAR1"):
             raise InputError(f"{path}: not a Parquet file; expected {expected}")
@@ -89,7 +94,8 @@ def check_file(path: Path, kind: FileKind, expected: str) -> None:
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a character cut at the end of the sample
+        cut = len(head) == HEAD_BYTES and exc.reason == "unexpected end of data"
+        if not cut:  # a character cut by the end of the sample is fine, anything else is not
             raise InputError(
                 f"{path}: not UTF-8 text (byte 0x{head[exc.start]:02x} at offset {exc.start}); "
                 f"expected {expected}"
@@ -154,8 +160,9 @@ def open_table(
     ``TRY_CAST``) rather than a failed file, and lines with the wrong number of fields are kept
     aside in a rejects table to be counted.
     """
+    what = f"{expected} (columns: {', '.join(required)})" if required else expected
+    check_path(path, what)
     kind = kind or file_kind(path)
-    what = f"{expected} (columns: {', '.join(required)})"
     check_file(path, kind, what)
     rejects: str | None = None
     malformed: str | None = None
@@ -165,7 +172,9 @@ def open_table(
             options = "header = true, all_varchar = true"
             if delimiter is not None:
                 options += f", delim = {lit(delimiter)}"
-            columns = _describe(con, f"read_csv({lit(str(path))}, {options})")
+            # ignore_errors lets the sniffer settle the dialect despite a few bad lines; the
+            # real scan below keeps those lines in the rejects table to be counted.
+            columns = _describe(con, f"read_csv({lit(str(path))}, {options}, ignore_errors = true)")
             source = (
                 f"read_csv({lit(str(path))}, {options}, store_rejects = true, "
                 f"rejects_table = '{rejects}_errors', rejects_scan = '{rejects}_scans')"

@@ -51,7 +51,7 @@ def _cols(mapping: Mapping) -> list[Col]:
 
 
 def _status(mapping: Mapping) -> str:
-    table = {k.strip().upper(): v for k, v in mapping.statuses.items()}
+    table: dict[str, str] = {k.strip().upper(): v for k, v in mapping.statuses.items()}
     table.update({s.upper(): s for s in STATUSES if s.upper() not in table})
     return case_map("upper(status)", table)
 
@@ -59,7 +59,7 @@ def _status(mapping: Mapping) -> str:
 def _kind(mapping: Mapping) -> str:
     if "kind" not in mapping.columns.used():
         return "NULL"
-    table = {k.strip().lower(): v for k, v in mapping.kinds.items()}
+    table: dict[str, str] = {k.strip().lower(): v for k, v in mapping.kinds.items()}
     table.update({k: k for k in KINDS if k not in table})
     return case_map("lower(kind)", table, default="'other'")
 
@@ -102,7 +102,10 @@ class GenericImporter(TraceImporter):
             checks.append(("ended_at < started_at", lit("ended_at before started_at")))
         with session_time_zone(ctx.con, mapping.time_zone):
             read, bad, reasons = clean_table(
-                ctx.con, scan, _cols(mapping), extra=[("status_n", _status(mapping))],
+                ctx.con,
+                scan,
+                _cols(mapping),
+                extra=[("status_n", _status(mapping))],
                 checks=checks,
             )
         ctx.step("staging jobs and attempts")
@@ -132,8 +135,8 @@ def _stage(ctx: StageContext, mapping: Mapping) -> Staged:
             {times["ended_at"]} AS ended_at, status_n AS status,
             {_field(mapping, "exit_code", "INTEGER")} AS exit_code,
             {_field(mapping, "reason")} AS reason,
-            list_distinct(list_filter_null(string_split({_field(mapping, "nodes")},
-                {lit(mapping.nodes_separator)}))) AS node_list
+            coalesce(string_split({_field(mapping, "nodes", "VARCHAR")},
+                {lit(mapping.nodes_separator)}), CAST([] AS VARCHAR[])) AS node_list
         FROM {CLEAN} WHERE _why IS NULL"""
     )
     _node_lists(con, mapping)

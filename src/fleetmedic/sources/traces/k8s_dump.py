@@ -40,6 +40,7 @@ from fleetmedic.sources.traces.base import (
     TraceImporter,
     register,
     require_cluster_name,
+    sort_reasons,
 )
 from fleetmedic.sources.traces.files import check_file
 from fleetmedic.sources.traces.sql import lit, session_time_zone
@@ -89,12 +90,10 @@ class KubernetesDumpImporter(TraceImporter):
             k8s_sql.jobs(con)
             k8s_sql.events(con)
             k8s_sql.nodes(con)
-            rows = con.execute(
-                f"SELECT _why, count(*) FROM {CLEAN} GROUP BY ALL"
-            ).fetchall()
+            rows = con.execute(f"SELECT _why, count(*) FROM {CLEAN} GROUP BY ALL").fetchall()
             ctx.step("staging jobs, attempts, events and nodes")
             k8s_sql.stage(con, prefix, cluster)
-        reasons = {str(w): int(n) for w, n in sorted(rows, key=lambda r: -r[1]) if w is not None}
+        reasons = sort_reasons({str(w): int(n) for w, n in rows if w is not None})
         total = sum(int(n) for _, n in rows)
         staged = Staged(**{table: name for table, name in STAGE.items()})
         return Staging(staged, total, sum(reasons.values()), reasons)

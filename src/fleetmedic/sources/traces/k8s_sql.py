@@ -11,7 +11,7 @@ from __future__ import annotations
 import duckdb
 
 from fleetmedic.sources.traces.base import CLEAN, STAGE
-from fleetmedic.sources.traces.sql import lit
+from fleetmedic.sources.traces.sql import case_map, lit
 from fleetmedic.sources.traces.sql import value as typed
 from fleetmedic.store.writer import event_id_sql
 
@@ -32,8 +32,10 @@ POOL_LABELS = (
 )
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
-_CONDITION = '[{"type": "VARCHAR", "status": "VARCHAR", "reason": "VARCHAR", ' \
+_CONDITION = (
+    '[{"type": "VARCHAR", "status": "VARCHAR", "reason": "VARCHAR", '
     '"lastTransitionTime": "VARCHAR", "lastHeartbeatTime": "VARCHAR"}]'
+)
 _CONTAINER = '[{"name": "VARCHAR", "state": "JSON", "lastState": "JSON", "restartCount": "BIGINT"}]'
 _OWNER = '[{"kind": "VARCHAR", "name": "VARCHAR"}]'
 
@@ -100,6 +102,7 @@ def pods(con: duckdb.DuckDBPyConnection) -> None:
     """Typed pods with their outcome, reason, exit code and owning Job; bad phases marked."""
     _arrays(con)
     phase = "item -> 'status' ->> 'phase'"
+    base_status = case_map(phase, _PHASES)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {PODS} AS
         WITH owners AS (
@@ -130,8 +133,7 @@ def pods(con: duckdb.DuckDBPyConnection) -> None:
                 max(changed_at) AS last_transition
             FROM {CONDITIONS} GROUP BY item_row)
         SELECT c.rowid AS item_row, c.ns, c.name, o.owner_job, {phase} AS phase,
-            {"(CASE " + " ".join(f"WHEN {phase} = {lit(k)} THEN {lit(v)}"
-                                 for k, v in _PHASES.items()) + " END)"} AS base_status,
+            {base_status} AS base_status,
             NULLIF(c.item -> 'status' ->> 'reason', '') AS pod_reason,
             k.disruption, s.term_reason, coalesce(s.bad_code, s.any_code, s.last_code) AS exit_code,
             s.wait_reason, s.last_reason, s.restarts,

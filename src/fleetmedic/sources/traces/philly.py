@@ -27,6 +27,7 @@ from fleetmedic.sources.traces.base import (
     TraceImporter,
     mark_duplicates,
     register,
+    sort_reasons,
 )
 from fleetmedic.sources.traces.files import check_file
 from fleetmedic.sources.traces.sql import case_map, first_reason, lit, present, session_time_zone
@@ -83,7 +84,7 @@ class PhillyImporter(TraceImporter):
         _clean(con)
         mark_duplicates(con, "job_id")
         rows = con.execute(f"SELECT _why, count(*) FROM {CLEAN} GROUP BY ALL").fetchall()
-        reasons = {str(w): int(n) for w, n in sorted(rows, key=lambda r: -r[1]) if w is not None}
+        reasons = sort_reasons({str(w): int(n) for w, n in rows if w is not None})
         ctx.step("staging jobs, attempts and nodes")
         _stage(con)
         total = sum(int(n) for _, n in rows)

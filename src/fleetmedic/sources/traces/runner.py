@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import duckdb
+
 from fleetmedic.model.errors import InputError
 from fleetmedic.sources.traces.base import (
     ImportOptions,
@@ -23,6 +25,15 @@ from fleetmedic.sources.traces.base import (
 )
 from fleetmedic.store.db import Store
 from fleetmedic.store.writer import ImportRecord, WriteCounts, Writer
+
+_UNREADABLE = (
+    duckdb.InvalidInputException,
+    duckdb.IOException,
+    duckdb.ConversionException,
+    duckdb.OutOfRangeException,
+)
+"""DuckDB errors that mean the *file* is unreadable mid-way (corrupt page, cut-off gzip...).
+Binder and parser errors are bugs and propagate."""
 
 
 class ProgressHook(Protocol):
@@ -160,6 +171,9 @@ def _import_file(
         staging = chosen.stage(ctx, path)
         hook.step("writing to the store")
         written = writer.write(staging.staged)
+    except _UNREADABLE as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: cannot import: {first}") from None
     finally:
         drop_stage(writer.con)
     writer.record_import(

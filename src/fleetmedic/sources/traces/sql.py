@@ -42,50 +42,63 @@ def _blank_to_null(expr: str) -> str:
     return f"CASE WHEN trim({expr}) IN ({tokens}) THEN NULL ELSE trim({expr}) END"
 
 
-def value(expr: str, kind: Kind, sql_type: str = "VARCHAR") -> str:
-    """``expr`` (of type ``sql_type``) as a typed value; NULL when absent or unparseable.
+def normalized(expr: str, kind: Kind, sql_type: str = "VARCHAR") -> str:
+    """Step 1 of typing a cell: the cell with every spelling of "no value" made NULL.
+
+    Text stays text (trimmed); other types stay as they are, except float NaN which is NULL.
+    """
+    if is_text_type(sql_type):
+        return f"NULLIF(trim({expr}), '')" if kind == "text" else _blank_to_null(expr)
+    if sql_type.upper() in _FLOAT_TYPES:
+        return f"(CASE WHEN isnan({expr}) THEN NULL ELSE {expr} END)"
+    return expr
+
+
+def cast(expr: str, kind: Kind, sql_type: str = "VARCHAR") -> str:
+    """Step 2: a :func:`normalized` value as its kind's type, NULL when it does not parse.
 
     Times come out as naive UTC ``TIMESTAMP``: strings with an offset are exact, strings without
     one are read in the session ``TimeZone`` (see :func:`session_time_zone`), numbers are Unix
     seconds.
     """
-    text = is_text_type(sql_type)
     upper = sql_type.upper()
     if kind == "text":
-        return f"NULLIF(trim({expr}), '')" if text else f"CAST({expr} AS VARCHAR)"
-    src = _blank_to_null(expr) if text else expr
+        return expr if is_text_type(sql_type) else f"CAST({expr} AS VARCHAR)"
     if kind in ("int", "float", "number"):
-        if upper in _FLOAT_TYPES:
-            return f"(CASE WHEN isnan({expr}) THEN NULL ELSE CAST({expr} AS DOUBLE) END)"
-        return f"TRY_CAST({src} AS DOUBLE)"
-    if text:
-        return f"timezone('UTC', TRY_CAST({src} AS TIMESTAMPTZ))"
+        return f"TRY_CAST({expr} AS DOUBLE)"
+    if is_text_type(sql_type):
+        return f"timezone('UTC', TRY_CAST({expr} AS TIMESTAMPTZ))"
     if upper.startswith(("TIMESTAMP", "DATE")):
         return f"timezone('UTC', CAST({expr} AS TIMESTAMPTZ))"
     return f"timezone('UTC', to_timestamp(TRY_CAST({expr} AS DOUBLE)))"
 
 
+def value(expr: str, kind: Kind, sql_type: str = "VARCHAR") -> str:
+    """Both steps at once, for one-off cells (JSON fields); tables use :func:`checks_for`."""
+    return cast(normalized(expr, kind, sql_type), kind, sql_type)
+
+
 def present(expr: str, sql_type: str = "VARCHAR") -> str:
     """SQL condition: the cell holds a value (not NULL, not a null token)."""
-    if is_text_type(sql_type):
-        return f"({_blank_to_null(expr)} IS NOT NULL)"
-    if sql_type.upper() in _FLOAT_TYPES:
-        return f"({expr} IS NOT NULL AND NOT isnan({expr}))"
-    return f"({expr} IS NOT NULL)"
+    return f"({normalized(expr, 'time', sql_type)} IS NOT NULL)"
 
 
-def problem(expr: str, kind: Kind, sql_type: str, typed: str, *, required: bool) -> str:
-    """SQL condition: the cell makes the row malformed (missing when required, or unparseable)."""
-    missing = f"NOT {present(expr, sql_type)}"
-    unparseable = f"({present(expr, sql_type)} AND {typed} IS NULL)"
-    checks = [unparseable]
+def checks_for(name: str, raw: str, typed: str, kind: Kind, *, required: bool) -> list[str]:
+    """Step 3: ``WHEN`` clauses naming what is wrong with a cell, given step 1 and 2 columns.
+
+    Missing when required; present but unparseable; for counts and sizes (``int``, ``float``)
+    negative or infinite; for ``int`` not a whole number.
+    """
+    whens = []
     if required:
-        checks.insert(0, missing)
-    if kind == "int":
-        checks.append(f"({typed} IS NOT NULL AND {typed} <> round({typed}))")
+        whens.append(f"WHEN {raw} IS NULL THEN {lit('missing ' + name)}")
+    bad = lit("bad " + name)
+    whens.append(f"WHEN {raw} IS NOT NULL AND {typed} IS NULL THEN {bad}")
     if kind in ("int", "float"):
-        checks.append(f"({typed} IS NOT NULL AND ({typed} < 0 OR isinf({typed})))")
-    return "(" + " OR ".join(checks) + ")"
+        whens.append(f"WHEN {typed} < 0 OR isinf({typed}) THEN {bad}")
+    if kind == "int":
+        whens.append(f"WHEN {typed} <> round({typed}) THEN {bad}")
+    return whens
 
 
 def case_map(expr: str, mapping: Mapping[str, str], *, default: str = "NULL") -> str:
