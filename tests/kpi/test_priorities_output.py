@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -134,3 +135,19 @@ def test_missing_database_exits_2(tmp_path: Path) -> None:
     code, _, err = run("--db", str(tmp_path / "nope.duckdb"))
 
     assert code == 2 and "no database at" in err
+
+
+def test_every_option_is_documented() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "priorities.md").read_text("utf-8")
+    command = next(
+        c
+        for c in app.registered_commands
+        if c.name == "priorities"
+        or (c.name is None and c.callback is not None and c.callback.__name__ == "priorities")
+    )
+    assert command.callback is not None
+    result = CliRunner().invoke(app, ["priorities", "--help"])
+    options = set(re.findall(r"--[a-z][a-z-]+", result.stdout)) - {"--help"}
+    assert options == {"--db", "--since", "--until", "--limit", "--format", "--owners"}
+    for option in options:
+        assert option in doc, option

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -96,3 +97,12 @@ def test_png_export_draws_every_chart(report_db: Path, tmp_path: Path) -> None:
     for name in written:
         data = (images / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5_000
+
+
+def test_every_option_is_documented() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "report.md").read_text("utf-8")
+    result = CliRunner().invoke(app, ["report", "--help"])
+    options = set(re.findall(r"--[a-z][a-z-]+", result.stdout)) - {"--help"}
+    assert options == {"--out", "--png", "--db", "--since", "--until", "--limit"}
+    for option in options:
+        assert option in doc, option

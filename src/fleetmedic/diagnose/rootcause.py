@@ -24,19 +24,13 @@ def explains_table() -> dict[str, frozenset[str]]:
     return {cause: frozenset(effects) for cause, effects in yaml.safe_load(text).items()}
 
 
-def _lines(finding: Finding) -> set[tuple[int, int]]:
-    return {(hit.doc, hit.line) for hit in finding.hits}
-
-
 def explains(a: Finding, b: Finding) -> bool:
     """Whether ``a`` accounts for ``b``."""
     if a is b:
         return False
-    if b.signature.fallback and not a.signature.fallback and _lines(b) <= _lines(a):
-        return True  # the catch-all rule yields to any specific reading of its lines
     if (a.first.doc, a.first.line) == (b.first.doc, b.first.line):
         # Two readings of one line: the stronger cause stands.
-        return not a.signature.fallback and a.role == "cause" and a.priority > b.priority
+        return a.role == "cause" and a.priority > b.priority
     if a.role != "cause":
         return False
     when = order(a.first, b.first)
@@ -58,9 +52,31 @@ class Verdict:
     others: tuple[Finding, ...]
 
 
+def without_restatements(findings: list[Finding]) -> list[Finding]:
+    """Drop the catch-all rule's hits on lines that a specific signature also read.
+
+    "RuntimeError: DataLoader worker ... is killed by signal: Bus error" is a Python exception,
+    but what it says is the specific signature's business; only exception lines nothing else
+    recognised are left to the generic rule.
+    """
+    specific = {
+        (h.doc, h.line)
+        for f in findings
+        if not f.signature.fallback and f.role != "progress"
+        for h in f.hits
+    }
+    kept = []
+    for finding in findings:
+        if finding.signature.fallback:
+            finding.hits = [h for h in finding.hits if (h.doc, h.line) not in specific]
+        if finding.hits:
+            kept.append(finding)
+    return kept
+
+
 def choose_root(findings: list[Finding]) -> Verdict | None:
     """Pick the root cause among findings; None when there is nothing to go on."""
-    candidates = [f for f in findings if f.role != "progress"]
+    candidates = [f for f in without_restatements(findings) if f.role != "progress"]
     if not candidates:
         return None
     unexplained = [f for f in candidates if not any(explains(g, f) for g in candidates)]

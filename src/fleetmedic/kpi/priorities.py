@@ -130,8 +130,8 @@ def priorities_report(
 ) -> PriorityReport:
     """Rank causes of the window by lost GPU-hours, with the totals they are measured against.
 
-    ``backend`` is an Ibis backend over a fleetmedic store. Ties rank by jobs affected, then
-    failures, then name, so the order is stable from run to run.
+    ``backend`` is the ``Store`` or any Ibis backend holding its tables (DuckDB, Spark...).
+    Ties rank by jobs affected, then failures, then name, so the order is stable between runs.
     """
     if limit < 1:
         raise InputError(f"--limit must be at least 1, got {limit}")

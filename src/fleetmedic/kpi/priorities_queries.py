@@ -123,6 +123,20 @@ def _top(table: ir.Table, kind: str, place: ir.Value) -> ir.Table:
     )
 
 
+def _job_ids(column: ir.Value) -> ir.ArrayValue:
+    """The job ids of a ticket's ``job_ids``, a JSON array of strings.
+
+    DuckDB keeps it as JSON; a lake copy (Spark, Parquet) as its text, which is taken apart with
+    regular expressions so no JSON function is needed (ids holding a ``"`` are not supported).
+    Nothing is applied to the unnested value: Spark refuses a function around an ``explode``.
+    """
+    if column.type().is_json():
+        return column.array.map(lambda item: item.str)
+    text = column.cast("string")
+    inner = text.re_replace(r"^\s*\[\s*\"?|\"?\s*\]\s*$", "")
+    return inner.re_replace(r"\"\s*,\s*\"", "\u001f").split("\u001f")
+
+
 @dataclass(frozen=True)
 class TicketCounts:
     """Tickets naming an affected job (per cause) and tickets naming no job (per category)."""
@@ -142,8 +156,8 @@ def ticket_counts(backend: Any, current: ir.Table, window: Window) -> TicketCoun
     """
     tickets = backend.table("tickets")
     linked = tickets.filter(tickets.job_ids.notnull())
-    linked = linked.select("ticket_id", job_id=linked.job_ids.array.unnest().str)
-    linked = linked.filter(linked.job_id.notnull())
+    linked = linked.select("ticket_id", job_id=_job_ids(linked.job_ids).unnest())
+    linked = linked.filter(linked.job_id.notnull() & (linked.job_id != ""))
     jobs = current.select("job_id", *KEY).distinct()
     matched = jobs.join(linked, "job_id")
     by_cause = matched.group_by(KEY).aggregate(n=matched.ticket_id.nunique())

@@ -160,6 +160,8 @@ _STATEMENTS: dict[str, str] = {
     "events": "INSERT OR IGNORE INTO events BY NAME SELECT * FROM {rel}",
 }
 
+_PLAIN = "INSERT INTO {table} BY NAME SELECT * FROM {{rel}}"
+
 _ORDER: tuple[Table, ...] = ("nodes", "jobs", "attempts", "attempt_nodes", "events")
 _REPLACED = frozenset({"jobs", "attempts"})
 
@@ -195,18 +197,35 @@ class Writer:
                 if table == "nodes":
                     self.con.execute(_merge_nodes_sql(rel, self._columns(rel)))
                     continue
-                row = self.con.execute(_STATEMENTS[table].format(rel=rel)).fetchone()
-                written = int(row[0]) if row else 0
-                if table in _REPLACED and written != counts[table]:
-                    # INSERT OR REPLACE reports one row per distinct key: a batch repeating a
-                    # key would silently keep only one of its rows.
-                    keys = ", ".join(KEYS[table])
-                    raise ValueError(f"staged {table} in {rel} repeat a key ({keys})")
+                if table in _REPLACED:
+                    self._upsert(table, rel, counts[table])
+                else:
+                    self.con.execute(_STATEMENTS[table].format(rel=rel))
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
         return WriteCounts(**counts)
+
+    def _upsert(self, table: str, rel: str, staged: int) -> None:
+        """Insert, replacing rows whose key is already stored.
+
+        When no staged key is stored yet (a first import, a new trace) a plain INSERT does the
+        same for half the index work; the overlap test stops at the first shared key.
+        """
+        keys = ", ".join(KEYS[table])
+        row = self.con.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {rel} JOIN {table} USING ({keys}))"
+        ).fetchone()
+        statement = _STATEMENTS[table] if row and row[0] else _PLAIN.format(table=table)
+        try:
+            result = self.con.execute(statement.format(rel=rel)).fetchone()
+        except duckdb.ConstraintException:
+            raise ValueError(f"staged {table} in {rel} repeat a key ({keys})") from None
+        if (int(result[0]) if result else 0) != staged:
+            # INSERT OR REPLACE reports one row per distinct key: a batch repeating a key
+            # would silently keep only one of its rows.
+            raise ValueError(f"staged {table} in {rel} repeat a key ({keys})")
 
     def _columns(self, rel: str) -> list[str]:
         return [str(row[0]) for row in self.con.execute(f"DESCRIBE {rel}").fetchall()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from datetime import datetime
 from pathlib import Path
 
@@ -109,3 +110,12 @@ def test_parquet_input_gives_the_same_jobs(tmp_path: Path, fixtures, run):
 def test_cluster_option_overrides_the_file_name(store, run):
     run("acme", "trace_seren.csv", cluster="Seren-B")
     assert store.con.execute("SELECT DISTINCT cluster FROM jobs").fetchall() == [("seren-b",)]
+
+
+def test_gzipped_csv_is_read(tmp_path: Path, fixtures, store):
+    packed = tmp_path / "trace_seren.csv.gz"
+    with gzip.open(packed, "wb") as handle:
+        handle.write((fixtures / "trace_seren.csv").read_bytes())
+    (file,) = import_traces(store, "acme", [packed]).files
+    assert (file.rows_read, file.rows_bad) == (8, 0)
+    assert store.con.execute("SELECT count(*) FROM jobs WHERE cluster = 'seren'").fetchone() == (8,)

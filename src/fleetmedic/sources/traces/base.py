@@ -152,27 +152,25 @@ def clean_table(
     checks. Rows repeating ``key`` are marked bad except the last one in file order. Returns
     ``(rows_read, rows_bad, reasons)``, rows the CSV reader rejected included.
     """
-    level1, level2, whens = [], [], []
-    if scan.malformed_flag:
-        whens.append(f"WHEN {ident(scan.malformed_flag)} THEN {lit('not a JSON object')}")
-        level1.append(ident(scan.malformed_flag))
+    flag = [ident(scan.malformed_flag)] if scan.malformed_flag else []
+    level1, level2, dropped = list(flag), list(flag), list(flag)
+    whens = [f"WHEN {f} THEN {lit('not a JSON object')}" for f in flag]
     for i, col in enumerate(cols):
         sql_type = scan.columns.get(col.name, "VARCHAR")
         raw, target = f"__r{i}", ident(col.target)
         level1.append(f"{normalized(ident(col.name), col.kind, sql_type)} AS {raw}")
         level2.append(f"{raw}, {cast(raw, col.kind, sql_type)} AS {target}")
+        dropped.append(raw)
         whens += checks_for(col.name, raw, target, col.kind, required=col.required)
     whens += [f"WHEN {cond} THEN {reason}" for cond, reason in checks]
-    raws = ", ".join(f"__r{i}" for i in range(len(cols)))
-    if scan.malformed_flag:
-        raws += f", {ident(scan.malformed_flag)}"
     extras = "".join(f", {sql} AS {ident(name)}" for name, sql in extra)
-    # Three levels so each cell is normalized and cast once; the checks then compare columns.
+    # Three levels so that each cell is normalized and cast once (DuckDB would otherwise
+    # repeat the casts inside every check); the checks then only compare columns.
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {CLEAN} AS
-        SELECT * EXCLUDE ({raws}), CASE {" ".join(whens)} ELSE NULL END AS _why
+        SELECT * EXCLUDE ({", ".join(dropped)}), CASE {" ".join(whens)} ELSE NULL END AS _why
         FROM (SELECT *{extras} FROM (
-              SELECT {", ".join(level2)}{", " + ident(scan.malformed_flag) if scan.malformed_flag else ""}
+              SELECT {", ".join(level2)}
               FROM (SELECT {", ".join(level1)} FROM {scan.source})))"""
     )
     if key is not None:

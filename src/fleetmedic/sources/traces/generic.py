@@ -149,19 +149,20 @@ def _stage(ctx: StageContext, mapping: Mapping) -> Staged:
             CASE WHEN started_at IS NULL AND len(node_list) = 0 THEN 0 ELSE 1 END AS attempts
         FROM _fm_generic"""
     )
-    nodes = (
-        f"(SELECT string_agg(node_id, ',' ORDER BY node_id) FROM {STAGE['attempt_nodes']} an "
-        "WHERE an.job_id = g.job_id)"
-        if "nodes" in mapping.columns.used()
-        else "NULL"
+    has_nodes = "nodes" in mapping.columns.used()
+    join = (
+        f"LEFT JOIN (SELECT job_id, string_agg(node_id, ',' ORDER BY node_id) AS nodes "
+        f"FROM {STAGE['attempt_nodes']} GROUP BY job_id) n USING (job_id)"
+        if has_nodes
+        else ""
     )
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW {STAGE["attempts"]} AS SELECT
-            job_id, 1 AS attempt, {nodes} AS nodes, started_at, ended_at, status, exit_code,
-            reason
-        FROM _fm_generic g WHERE started_at IS NOT NULL OR len(node_list) > 0"""
+            job_id, 1 AS attempt, {"n.nodes" if has_nodes else "NULL"} AS nodes, started_at,
+            ended_at, status, exit_code, reason
+        FROM _fm_generic g {join} WHERE started_at IS NOT NULL OR len(node_list) > 0"""
     )
-    if "nodes" not in mapping.columns.used():
+    if not has_nodes:
         return Staged(jobs=STAGE["jobs"], attempts=STAGE["attempts"])
     return Staged(
         jobs=STAGE["jobs"],
