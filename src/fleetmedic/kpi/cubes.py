@@ -4,8 +4,8 @@ Why: on 5M attempts (or on Spark, where every query has a fixed start-up cost) s
 once per KPI would dominate the run time. Instead the engine sums every additive term at the
 finest grain the KPIs slice by (group, size bucket, status, failure category, owner, lost-work
 kind); that result has at most a few thousand rows and the KPI modules only add rows up and
-divide. Distinct users and percentiles, which do not add up, are separate small queries
-(velocity.py).
+divide. Distinct users ride along each cube row (:func:`_per_group`); percentiles are separate
+small queries (velocity.py).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 from ibis.backends import BaseBackend
+
+from fleetmedic.kpi.facts import PLATFORM_OWNERS
 
 _JOB_KEYS = ["g", "bucket", "status"]
 _RUN_KEYS = ["g", "bucket", "jstatus", "category", "owner", "lost_kind"]
@@ -52,8 +54,11 @@ def _job_measures(jobs: ir.Table) -> dict[str, ir.Scalar]:
 
 
 def job_cube(jobs: ir.Table) -> ir.Table:
-    """Job counts and job-level terms by group, size bucket and final status."""
-    return jobs.group_by(_JOB_KEYS).aggregate(**_job_measures(jobs))
+    """Job counts and job-level terms by group, size bucket and final status, and on every row
+    the group's distinct active users (``g_users``)."""
+    cube = jobs.group_by(_JOB_KEYS).aggregate(**_job_measures(jobs))
+    active = jobs.filter(jobs.user.notnull())
+    return _per_group(cube, active.group_by("g").aggregate(g_users=active.user.nunique()))
 
 
 def _run_measures(runs: ir.Table) -> dict[str, ir.Scalar]:
@@ -78,8 +83,22 @@ def _run_measures(runs: ir.Table) -> dict[str, ir.Scalar]:
 
 
 def run_cube(runs: ir.Table) -> ir.Table:
-    """Run-level sums by group, size bucket, job status, failure category, owner, lost kind."""
-    return runs.group_by(_RUN_KEYS).aggregate(**_run_measures(runs))
+    """Run-level sums by group, size bucket, job status, failure category, owner, lost kind,
+    and on every row the group's users blocked by a platform-owned failure (``g_blocked``)."""
+    cube = runs.group_by(_RUN_KEYS).aggregate(**_run_measures(runs))
+    hit = runs.filter(runs.fail_here & runs.owner.isin(PLATFORM_OWNERS) & runs.user.notnull())
+    return _per_group(cube, hit.group_by("g").aggregate(g_blocked=hit.user.nunique()))
+
+
+def _per_group(cube: ir.Table, distinct: ir.Table) -> ir.Table:
+    """Attach a per-group distinct count to every cube row, in the same query as the cube.
+
+    Distinct counts do not add up across cube rows, so they travel alongside (read them with
+    ``max``, never ``sum``). One query instead of two: the engine plans the facts once.
+    """
+    (name,) = [c for c in distinct.columns if c != "g"]
+    joined = cube.left_join(distinct, "g")
+    return joined.select(*cube.columns, **{name: joined[name].fill_null(0)})
 
 
 def execute(backend: BaseBackend, jobs: ir.Table, runs: ir.Table) -> Cubes:

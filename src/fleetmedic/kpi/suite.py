@@ -35,7 +35,6 @@ class _Pass:
     cubes: Cubes
     waits: dict[str, dict[str, Any]]
     waits_by_size: dict[str, dict[str, Any]]
-    users: dict[str, dict[str, int]]
     capacity: dict[str, capacity.NodeCapacity]
     keys: list[str]
 
@@ -82,7 +81,6 @@ def _run_pass(tables: KpiTables, period: Period, by: str | None) -> _Pass:
         cubes=cubes,
         waits=waits,
         waits_by_size=by_size,
-        users=velocity.users(tables.backend, jobs, runs),
         capacity=capacity.node_capacity(tables, windows, by),
         keys=keys if by is not None else ["all"],
     )
@@ -101,7 +99,7 @@ def _group_sections(p: _Pass, key: str, *, with_capacity: bool) -> dict[str, Any
         "queue_wait_hours": p.waits.get(key, _empty_waits()),
         "failures": outcomes.failures_section(runs),
         "attempts_per_success": velocity.attempts_per_success(jobs),
-        "users": velocity.users_section(p.users.get(key, {})),
+        "users": velocity.users_section(jobs, runs),
     }
     if with_capacity:
         out["capacity"] = capacity.capacity_section(

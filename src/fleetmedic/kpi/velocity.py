@@ -15,7 +15,7 @@ import ibis.expr.types as ir
 import pandas as pd
 from ibis.backends import BaseBackend
 
-from fleetmedic.kpi.facts import HOUR, PLATFORM_OWNERS, SIZE_BUCKETS
+from fleetmedic.kpi.facts import HOUR, SIZE_BUCKETS
 from fleetmedic.kpi.numbers import num, ratio
 from fleetmedic.kpi.period import Period
 from fleetmedic.kpi.tables import KpiTables
@@ -57,27 +57,10 @@ def _waits(started: ir.Table, kind: str, key: ir.Value) -> ir.Table:
     )
 
 
-def users(backend: BaseBackend, jobs: ir.Table, runs: ir.Table) -> dict[str, dict[str, int]]:
-    """Active users per group, and how many had an attempt fail for a platform-owned cause.
-
-    Distinct counts do not add up across cube rows, hence this separate (single) query.
-    """
-    active = jobs.filter(jobs.user.notnull())
-    blocked = runs.filter(runs.fail_here & runs.owner.isin(PLATFORM_OWNERS) & runs.user.notnull())
-    frame = backend.execute(
-        ibis.union(
-            active.group_by("g").aggregate(kind=ibis.literal("active"), n=active.user.nunique()),
-            blocked.group_by("g").aggregate(kind=ibis.literal("blocked"), n=blocked.user.nunique()),
-        )
-    )
-    out: dict[str, dict[str, int]] = {}
-    for row in frame.to_dict("records"):
-        out.setdefault(str(row["g"]), {"active": 0, "blocked": 0})[str(row["kind"])] = int(row["n"])
-    return out
-
-
-def users_section(counts: dict[str, int]) -> dict[str, Any]:
-    active, blocked = counts.get("active", 0), counts.get("blocked", 0)
+def users_section(jobs: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any]:
+    """Active users of one group, and how many had an attempt fail for a platform-owned cause."""
+    active = int(jobs["g_users"].max()) if len(jobs) else 0
+    blocked = int(runs["g_blocked"].max()) if len(runs) else 0
     return {
         "active": active,
         "blocked_by_platform": blocked,
