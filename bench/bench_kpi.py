@@ -138,7 +138,7 @@ def generate(db: Path, jobs: int, per_job: int, events: int) -> dict[str, Any]:
             store.con.execute(sql)
         store.con.execute("CHECKPOINT")
         counts = {
-            t: store.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
+            t: store.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
             for t in ("jobs", "attempts", "diagnoses", "nodes", "events")
         }
     return {"seconds": time.perf_counter() - started, "counts": counts}
@@ -283,7 +283,8 @@ def main() -> None:
     kpi = _child("kpi", args.db)
     rows = [("compute_kpis (Ibis on DuckDB)", kpi["kpi_seconds"], kpi["kpi_rss_mb"])]
     if "priorities_seconds" in kpi:
-        rows.append(("priorities_report (Ibis on DuckDB)", kpi["priorities_seconds"], kpi["rss_mb"]))
+        rows.append(("priorities_report (Ibis on DuckDB)", kpi["priorities_seconds"],
+                     kpi["rss_mb"]))
         rows.append(("KPI suite + priorities", kpi["kpi_seconds"] + kpi["priorities_seconds"],
                      kpi["rss_mb"]))
     if not args.skip_pandas:

@@ -110,4 +110,5 @@ class Fleet:
         by: str | None = None,
         now: float = NOW,
     ) -> dict[str, Any]:
-        return compute_kpis(self.store, at(since), at(until), by, now=at(now))
+        result: dict[str, Any] = compute_kpis(self.store, at(since), at(until), by, now=at(now))
+        return result

@@ -99,3 +99,12 @@ def test_bad_dates_exit_2(db: Path, args: list[str], message: str) -> None:
 def test_bad_grouping_exits_2(db: Path) -> None:
     result = runner.invoke(app, ["kpi", "--db", str(db), "--by", "planet"])
     assert result.exit_code == 2
+
+
+def test_help_names_the_documented_options() -> None:
+    result = runner.invoke(app, ["kpi", "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert result.exit_code == 0
+    for option in ("--db", "--since", "--until", "--by", "--format"):
+        assert option in result.stdout
+    for by in ("team", "user", "size", "gpu_model", "pool", "week", "cluster"):
+        assert by in result.stdout

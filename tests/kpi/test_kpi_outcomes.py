@@ -25,6 +25,10 @@ def test_status_shares_by_count_and_by_gpu_hours(fleet: Fleet) -> None:
         **dict.fromkeys(STATUSES, 0.0), "succeeded": 0.25, "failed": 0.5, "cancelled": 0.25,
     }
     assert k["jobs"]["zero_gpu"] == 1
+    # GPU jobs only (the population of AcmeTrace's *_rate_gpu): a, b, c -> 1/3 each
+    gpu_jobs = k["jobs"]["gpu_jobs"]
+    assert gpu_jobs["total"] == 3
+    assert gpu_jobs["by_status"]["failed"] == pytest.approx(1 / 3, abs=1e-6)
     # by GPU-hours: 40 + 10 + 10 = 60; succeeded 40/60, failed 10/60, cancelled 10/60
     assert k["gpu_hours"]["total"] == pytest.approx(60.0)
     shares = k["gpu_hours"]["by_status"]

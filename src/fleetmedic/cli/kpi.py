@@ -1,4 +1,4 @@
-"""``fleetmedic kpi``: fleet KPIs over a period, optionally per team, user, size, ... (docs/kpis.md)."""
+"""``fleetmedic kpi``: fleet KPIs over a period, optionally per group (docs/kpis.md)."""
 
 from __future__ import annotations
 
@@ -89,8 +89,9 @@ def _print_text(result: dict[str, Any]) -> None:
         stdout.print(_failures(result["failures"]["by_category"]))
     if result.get("groups"):
         stdout.print(_groups(result["by"], result["groups"]))
-    repairs = {k: v for k, v in result["data_quality"].items() if v and k != "duplicate_rows"}
-    repairs |= {f"duplicate {k}": v for k, v in result["data_quality"]["duplicate_rows"].items() if v}
+    quality = result["data_quality"]
+    repairs = {k: v for k, v in quality.items() if v and k != "duplicate_rows"}
+    repairs |= {f"duplicate {k}": v for k, v in quality["duplicate_rows"].items() if v}
     if repairs:
         stdout.print("Data quality: " + ", ".join(f"{k}={v}" for k, v in repairs.items()))
 

@@ -47,9 +47,10 @@ def node_capacity(
     seen = overlap_seconds(
         t.first_seen.fill_null(-FOREVER), t.last_seen.fill_null(FOREVER), t.p0, t.p1
     )
-    key = (
-        ibis.literal("all") if by is None else t[_NODE_DIMENSIONS[by]].cast("string").fill_null("unknown")
-    )
+    if by is None:
+        key = ibis.literal("all")
+    else:
+        key = t[_NODE_DIMENSIONS[by]].cast("string").fill_null("unknown")
     t = t.mutate(g=key, seen_h=seen / HOUR)
     expr = t.group_by("g").aggregate(
         node_hours=t.seen_h.sum(),

@@ -20,7 +20,7 @@ from ibis.backends import BaseBackend
 from fleetmedic.kpi.facts import PLATFORM_OWNERS
 
 _JOB_KEYS = ["g", "bucket", "status"]
-_RUN_KEYS = ["g", "bucket", "jstatus", "category", "owner", "lost_kind"]
+_RUN_KEYS = ["g", "jstatus", "category", "owner", "lost_kind"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Cubes:
     jobs: pd.DataFrame
     runs: pd.DataFrame
 
-    def job_groups(self) -> list[str]:
+    def groups(self) -> list[str]:
         return sorted(set(self.jobs["g"]) | set(self.runs["g"]))
 
 
@@ -82,10 +82,11 @@ def _run_measures(runs: ir.Table) -> dict[str, ir.Scalar]:
     }
 
 
-def run_cube(runs: ir.Table) -> ir.Table:
-    """Run-level sums by group, size bucket, job status, failure category, owner, lost kind,
-    and on every row the group's users blocked by a platform-owned failure (``g_blocked``)."""
-    cube = runs.group_by(_RUN_KEYS).aggregate(**_run_measures(runs))
+def run_cube(runs: ir.Table, keys: list[str]) -> ir.Table:
+    """Run-level sums by group, job status, failure category, owner, lost kind (and size
+    bucket for the fleet), and on every row the group's users blocked by a platform-owned
+    failure (``g_blocked``)."""
+    cube = runs.group_by(keys).aggregate(**_run_measures(runs))
     hit = runs.filter(runs.fail_here & runs.owner.isin(PLATFORM_OWNERS) & runs.user.notnull())
     return _per_group(cube, hit.group_by("g").aggregate(g_blocked=hit.user.nunique()))
 
@@ -94,18 +95,24 @@ def _per_group(cube: ir.Table, distinct: ir.Table) -> ir.Table:
     """Attach a per-group distinct count to every cube row, in the same query as the cube.
 
     Distinct counts do not add up across cube rows, so they travel alongside (read them with
-    ``max``, never ``sum``). One query instead of two: the engine plans the facts once.
+    ``max``, never ``sum``). One query instead of two: one round trip, and on DuckDB the facts
+    are computed once (a shared common table expression).
     """
     (name,) = [c for c in distinct.columns if c != "g"]
     joined = cube.left_join(distinct, "g")
     return joined.select(*cube.columns, **{name: joined[name].fill_null(0)})
 
 
-def execute(backend: BaseBackend, jobs: ir.Table, runs: ir.Table) -> Cubes:
-    """Run both cubes and fill NULL sums (empty groups) with 0 so the rollups are plain sums."""
+def execute(backend: BaseBackend, jobs: ir.Table, runs: ir.Table, *, by_size: bool) -> Cubes:
+    """Run both cubes and fill NULL sums (empty groups) with 0 so the rollups are plain sums.
+
+    ``by_size`` keeps the size bucket in the run cube (the fleet's per-size KPIs); a grouped
+    pass leaves it out, which keeps the cube small with thousands of groups.
+    """
+    run_keys = [*_RUN_KEYS, "bucket"] if by_size else _RUN_KEYS
     job_frame = backend.execute(job_cube(jobs))
-    run_frame = backend.execute(run_cube(runs))
-    return Cubes(jobs=_zero_nulls(job_frame, _JOB_KEYS), runs=_zero_nulls(run_frame, _RUN_KEYS))
+    run_frame = backend.execute(run_cube(runs, run_keys))
+    return Cubes(jobs=_zero_nulls(job_frame, _JOB_KEYS), runs=_zero_nulls(run_frame, run_keys))
 
 
 def _zero_nulls(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

@@ -145,7 +145,9 @@ def run_facts(tables: KpiTables, windows: Sequence[Window], by: str | None) -> i
         end=ibis.ifelse(skew, r.start, r.end),
     )
     lo = r.start.fill_null(r.end)
-    hi = ibis.ifelse(r.is_open, FOREVER, ibis.greatest(r.end.fill_null(lo), r.next_start.fill_null(lo)))
+    # A run reaches to the next attempt's start: the re-queue gap belongs to it (ETTR, MTTR).
+    reach = ibis.greatest(r.end.fill_null(lo), r.next_start.fill_null(lo))
+    hi = ibis.ifelse(r.is_open, FOREVER, reach)
     t = attach(r, windows, lo, hi)
     # An open run ends at the window end; a finished one without an end time has length 0.
     end = ibis.ifelse(t.is_open, t.p1, t.end.fill_null(t.start))

@@ -14,6 +14,7 @@ import pandas as pd
 
 from fleetmedic.kpi.facts import SIZE_BUCKETS
 from fleetmedic.kpi.numbers import ratio
+from fleetmedic.kpi.sums import GroupSums
 
 # Badput types of Google's ML Goodput Measurement library (BadputType). Only the wasted progress
 # and the hangs can be derived from job/attempt records; the others need step-level telemetry.
@@ -27,48 +28,44 @@ _GOOGLE_UNSUPPORTED = (
 )
 
 
-def goodput_section(runs: pd.DataFrame) -> dict[str, Any]:
+def goodput_section(s: GroupSums) -> dict[str, Any]:
     """Fleet goodput ratio, productive GPU-hours and the badput breakdown."""
-    total = float(runs["gpu_h"].sum())
-    productive = float(runs["prod_gh"].sum())
-    lost = runs.groupby("lost_kind")["lost_gh"].sum()
-    since = float(lost.get("since_checkpoint", 0.0))
-    without = float(lost.get("no_checkpoint", 0.0))
-    hang = float(lost.get("hang", 0.0))
-    requeue = float(runs["requeue_gh"].sum())
+    total, productive = s.run("gpu_h"), s.run("prod_gh")
+    since = s.lost_kind.get("since_checkpoint", 0.0)
+    without = s.lost_kind.get("no_checkpoint", 0.0)
+    hang = s.lost_kind.get("hang", 0.0)
     badput: dict[str, Any] = {
         "gpu_hours": since + without + hang,
         "share": ratio(since + without + hang, total),
         "lost_since_checkpoint": since,
         "lost_without_checkpoint": without,
         "hang": hang,
-        "requeue_gpu_hours": requeue,
-        "by_owner": {
-            str(owner): float(hours)
-            for owner, hours in runs[runs["owner"] != ""].groupby("owner")["lost_gh"].sum().items()
-        },
+        "requeue_gpu_hours": s.run("requeue_gh"),
+        "by_owner": {owner: row["lost_gh"] for owner, row in sorted(s.by_owner.items())},
         "google": {
             "wasted_progress_from_disruption": since + without,
             "other": hang,
-            **{name: None for name in _GOOGLE_UNSUPPORTED},
+            **dict.fromkeys(_GOOGLE_UNSUPPORTED),
         },
     }
     return {"goodput": ratio(productive, total), "goodput_gpu_hours": productive, "badput": badput}
 
 
-def ettr_section(runs: pd.DataFrame, *, by_size: bool) -> dict[str, Any]:
+def ettr(s: GroupSums) -> float | None:
     """ETTR = productive time / wall-clock time from first start to end, GPU-weighted.
 
     Per job, the denominator runs from the first attempt's start to the last attempt's end and
     includes the time spent waiting to be re-scheduled after each interruption (Meta's
     definition); weighting by GPUs makes the fleet figure the ratio of the two GPU-hour sums.
     """
-    out: dict[str, Any] = {"ettr": ratio(runs["prod_gh"].sum(), runs["window_gh"].sum())}
-    if by_size:
-        sums = runs.groupby("bucket")[["prod_gh", "window_gh"]].sum()
-        out["ettr_by_size"] = {
-            bucket: ratio(sums.at[bucket, "prod_gh"], sums.at[bucket, "window_gh"])
-            for bucket in SIZE_BUCKETS
-            if bucket in sums.index
-        }
-    return out
+    return ratio(s.run("prod_gh"), s.run("window_gh"))
+
+
+def ettr_by_size(runs: pd.DataFrame) -> dict[str, float | None]:
+    """:func:`ettr` per job size bucket, from the fleet's run cube."""
+    sums = runs.groupby("bucket")[["prod_gh", "window_gh"]].sum()
+    return {
+        bucket: ratio(sums.at[bucket, "prod_gh"], sums.at[bucket, "window_gh"])
+        for bucket in SIZE_BUCKETS
+        if bucket in sums.index
+    }

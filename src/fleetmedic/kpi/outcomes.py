@@ -9,60 +9,75 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
-
 from fleetmedic.kpi.numbers import share
+from fleetmedic.kpi.sums import GroupSums
 from fleetmedic.kpi.tables import STATUSES
 
 
-def jobs_section(jobs: pd.DataFrame) -> dict[str, Any]:
-    """``jobs.total``, ``jobs.by_status`` (shares) and the counts behind them."""
-    total = float(jobs["n"].sum())
-    counts = jobs.groupby("status")["n"].sum()
+def jobs_section(s: GroupSums) -> dict[str, Any]:
+    """``jobs.total``, ``jobs.by_status`` (shares) and the counts behind them.
+
+    ``gpu_jobs`` repeats the shares for jobs with at least one GPU: the population of the
+    published trace summaries (AcmeTrace ``*_rate_gpu``), where CPU jobs are reported apart.
+    """
+    gpu_total = sum(s.gpu_job_status.values())
+    return {
+        **_status_counts(s.job_status, s.job("n")),
+        "zero_gpu": int(s.job("zero_gpu")),
+        "gpu_jobs": {
+            "total": int(gpu_total),
+            "by_status": _shares(s.gpu_job_status, gpu_total),
+        },
+    }
+
+
+def _status_counts(counts: dict[str, float], total: float) -> dict[str, Any]:
     return {
         "total": int(total),
-        "by_status": {s: share(counts.get(s, 0.0), total) for s in STATUSES},
-        "count_by_status": {s: int(counts.get(s, 0.0)) for s in STATUSES},
-        "zero_gpu": int(jobs["zero_gpu"].sum()),
+        "by_status": _shares(counts, total),
+        "count_by_status": {status: int(counts.get(status, 0.0)) for status in STATUSES},
     }
 
 
-def gpu_hours_section(runs: pd.DataFrame) -> dict[str, Any]:
+def _shares(counts: dict[str, float], total: float) -> dict[str, float]:
+    return {status: share(counts.get(status, 0.0), total) for status in STATUSES}
+
+
+def gpu_hours_section(s: GroupSums) -> dict[str, Any]:
     """``gpu_hours.total`` and ``gpu_hours.by_status``: GPU-hours by the job's final status."""
-    total = float(runs["gpu_h"].sum())
-    hours = runs.groupby("jstatus")["gpu_h"].sum()
+    total = s.run("gpu_h")
     return {
         "total": total,
-        "by_status": {s: share(hours.get(s, 0.0), total) for s in STATUSES},
-        "hours_by_status": {s: float(hours.get(s, 0.0)) for s in STATUSES},
+        "by_status": _shares(s.gpu_hours_status, total),
+        "hours_by_status": {st: s.gpu_hours_status.get(st, 0.0) for st in STATUSES},
     }
 
 
-def failures_section(runs: pd.DataFrame) -> dict[str, Any]:
+def failures_section(s: GroupSums) -> dict[str, Any]:
     """Interrupted attempts by root-cause category and by owner (no diagnosis → ``unknown``).
 
     ``count`` is attempts interrupted inside the period; ``gpu_hours`` what those attempts held
     in the period and ``gpu_hours_lost`` the part of it that was not kept by a checkpoint.
     """
-    failed = runs[runs["category"] != ""]
+    rows = s.by_category.values()
     return {
-        "count": int(failed["failures"].sum()),
-        "gpu_hours": float(failed["gpu_h"].sum()),
-        "gpu_hours_lost": float(failed["lost_gh"].sum()),
-        "by_category": _breakdown(failed, "category"),
-        "by_owner": _breakdown(failed, "owner"),
+        "count": int(sum(r["failures"] for r in rows)),
+        "gpu_hours": sum(r["gpu_h"] for r in rows),
+        "gpu_hours_lost": sum(r["lost_gh"] for r in rows),
+        "by_category": _breakdown(s.by_category),
+        "by_owner": _breakdown(s.by_owner),
     }
 
 
-def _breakdown(failed: pd.DataFrame, column: str) -> dict[str, dict[str, float | int]]:
-    sums = failed.groupby(column)[["failures", "gpu_h", "lost_gh"]].sum()
-    ordered = sums.sort_values(["lost_gh", "failures"], ascending=False)
+def _breakdown(sums: dict[str, dict[str, float]]) -> dict[str, dict[str, float | int]]:
+    """Largest loss first (then most failures, then name, so the order is stable)."""
+    ordered = sorted(sums.items(), key=lambda kv: (-kv[1]["lost_gh"], -kv[1]["failures"], kv[0]))
     return {
-        str(key): {
-            "count": int(row.failures),
-            "gpu_hours": float(row.gpu_h),
-            "gpu_hours_lost": float(row.lost_gh),
+        key: {
+            "count": int(row["failures"]),
+            "gpu_hours": row["gpu_h"],
+            "gpu_hours_lost": row["lost_gh"],
         }
-        for key, row in ordered.iterrows()
-        if row.failures or row.gpu_h
+        for key, row in ordered
+        if row["failures"] or row["gpu_h"]
     }

@@ -99,8 +99,8 @@ def resolve_period(
     """Fill in missing bounds from the data: the first timestamp, and the last one or *now*.
 
     Without ``until`` the period ends just after the latest timestamp in the data (+1 s), or at
-    *now* when some job is still running or pending (so running jobs are clipped at now, and a finished historical
-    trace is not diluted by the years since it ended).
+    *now* when some job is still running or pending: running jobs are clipped at now, and a
+    finished historical trace is not diluted by the years since it ended.
     """
     start = to_epoch(since) if since is not None else None
     end = to_epoch(until) if until is not None else None
@@ -112,7 +112,7 @@ def resolve_period(
             last = hi + 1.0 if hi is not None else now_s
             end = max(last, now_s if open_jobs else -FOREVER)
         if start is None:
-            start = lo if lo is not None else end
+            start = min(lo, end) if lo is not None else end
     if end < start:
         raise InputError(f"--until ({iso(end)}) is before --since ({iso(start)})")
     return Period(start, end)

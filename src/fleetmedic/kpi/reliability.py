@@ -14,15 +14,15 @@ import pandas as pd
 
 from fleetmedic.kpi.facts import PLATFORM_OWNERS, SIZE_BUCKETS
 from fleetmedic.kpi.numbers import ratio
+from fleetmedic.kpi.sums import GroupSums
 
 
-def repair_section(runs: pd.DataFrame) -> dict[str, Any]:
+def repair_section(s: GroupSums) -> dict[str, Any]:
     """MTTR (failure → the job's next attempt running) and MTTD (failure → diagnosis), hours."""
-    failures = float(runs["failures"].sum())
-    repairs = float(runs["repairs"].sum())
+    failures, repairs = s.run("failures"), s.run("repairs")
     return {
-        "mttr_hours": ratio(runs["repair_sum_h"].sum(), repairs),
-        "mttd_hours": ratio(runs["detect_sum_h"].sum(), runs["detections"].sum()),
+        "mttr_hours": ratio(s.run("repair_sum_h"), repairs),
+        "mttd_hours": ratio(s.run("detect_sum_h"), s.run("detections")),
         "recovered_failures": int(repairs),
         "unrecovered_failures": int(failures - repairs),
     }
@@ -51,24 +51,19 @@ def _by_size(runs: pd.DataFrame, jobs: pd.DataFrame) -> dict[str, dict[str, Any]
     run_sums = runs.groupby("bucket")[["runs", "run_h", "failures"]].sum()
     infra = failing[failing["owner"].isin(PLATFORM_OWNERS)].groupby("bucket")["failures"].sum()
     job_sums = jobs.groupby("bucket")[["n", "interrupted_jobs"]].sum()
-    out: dict[str, dict[str, Any]] = {}
-    for bucket in SIZE_BUCKETS:
-        if bucket not in run_sums.index and bucket not in job_sums.index:
-            continue
-        runs_n, run_h, fails = (
-            run_sums.loc[bucket] if bucket in run_sums.index else pd.Series([0.0, 0.0, 0.0])
-        )
-        n_jobs, interrupted = (
-            job_sums.loc[bucket] if bucket in job_sums.index else pd.Series([0.0, 0.0])
-        )
-        out[bucket] = {
-            "jobs": int(n_jobs),
-            "attempts": int(runs_n),
-            "run_hours": float(run_h),
-            "interruptions": int(fails),
-            "infra_interruptions": int(infra.get(bucket, 0.0)),
-            "interruptions_per_1000_hours": ratio(1000.0 * fails, run_h),
-            "mttf_hours": ratio(run_h, fails),
-            "interrupted_job_share": ratio(interrupted, n_jobs),
-        }
-    return out
+    sums = run_sums.join(job_sums, how="outer").join(infra.rename("infra"), how="left")
+    sums = sums.fillna(0.0)
+    return {bucket: _size_row(sums.loc[bucket]) for bucket in SIZE_BUCKETS if bucket in sums.index}
+
+
+def _size_row(row: pd.Series) -> dict[str, Any]:
+    return {
+        "jobs": int(row["n"]),
+        "attempts": int(row["runs"]),
+        "run_hours": float(row["run_h"]),
+        "interruptions": int(row["failures"]),
+        "infra_interruptions": int(row["infra"]),
+        "interruptions_per_1000_hours": ratio(1000.0 * row["failures"], row["run_h"]),
+        "mttf_hours": ratio(row["run_h"], row["failures"]),
+        "interrupted_job_share": ratio(row["interrupted_jobs"], row["n"]),
+    }

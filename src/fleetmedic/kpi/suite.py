@@ -21,6 +21,7 @@ from fleetmedic.kpi.cubes import Cubes, execute
 from fleetmedic.kpi.facts import GROUP_BY, job_facts, run_facts
 from fleetmedic.kpi.period import Period, resolve_period
 from fleetmedic.kpi.quality import orphans, quality_section
+from fleetmedic.kpi.sums import GroupSums, group_sums
 from fleetmedic.kpi.tables import KpiTables, as_backend, load_tables
 from fleetmedic.model.errors import InputError
 from fleetmedic.store import Store
@@ -33,6 +34,7 @@ class _Pass:
     """Everything one grouping needs, executed: cubes plus the non-additive side queries."""
 
     cubes: Cubes
+    sums: dict[str, GroupSums]
     waits: dict[str, dict[str, Any]]
     waits_by_size: dict[str, dict[str, Any]]
     capacity: dict[str, capacity.NodeCapacity]
@@ -74,11 +76,12 @@ def _run_pass(tables: KpiTables, period: Period, by: str | None) -> _Pass:
     windows = period.windows(weekly=by == "week")
     jobs = job_facts(tables, windows, by)
     runs = run_facts(tables, windows, by)
-    cubes = execute(tables.backend, jobs, runs)
+    cubes = execute(tables.backend, jobs, runs, by_size=by is None)
     waits, by_size = velocity.queue_waits(tables.backend, jobs, by_size=by is None)
-    keys = [w.key for w in windows] if by == "week" else cubes.job_groups()
+    keys = [w.key for w in windows] if by == "week" else cubes.groups()
     return _Pass(
         cubes=cubes,
+        sums=group_sums(cubes),
         waits=waits,
         waits_by_size=by_size,
         capacity=capacity.node_capacity(tables, windows, by),
@@ -88,25 +91,24 @@ def _run_pass(tables: KpiTables, period: Period, by: str | None) -> _Pass:
 
 def _group_sections(p: _Pass, key: str, *, with_capacity: bool) -> dict[str, Any]:
     """The KPIs that make sense for any slice of the fleet."""
-    jobs = p.cubes.jobs[p.cubes.jobs["g"] == key]
-    runs = p.cubes.runs[p.cubes.runs["g"] == key]
+    s = p.sums.get(key, GroupSums())
     out: dict[str, Any] = {
-        "jobs": outcomes.jobs_section(jobs),
-        "gpu_hours": outcomes.gpu_hours_section(runs),
-        **goodput.goodput_section(runs),
-        **goodput.ettr_section(runs, by_size=key == "all"),
-        **reliability.repair_section(runs),
+        "jobs": outcomes.jobs_section(s),
+        "gpu_hours": outcomes.gpu_hours_section(s),
+        **goodput.goodput_section(s),
+        "ettr": goodput.ettr(s),
+        **reliability.repair_section(s),
         "queue_wait_hours": p.waits.get(key, _empty_waits()),
-        "failures": outcomes.failures_section(runs),
-        "attempts_per_success": velocity.attempts_per_success(jobs),
-        "users": velocity.users_section(jobs, runs),
+        "failures": outcomes.failures_section(s),
+        "attempts_per_success": velocity.attempts_per_success(s),
+        "users": velocity.users_section(s),
     }
     if with_capacity:
         out["capacity"] = capacity.capacity_section(
             p.capacity.get(key, capacity.NodeCapacity()),
-            allocated=float(runs["gpu_h"].sum()),
-            util_gh=float(runs["util_gh"].sum()),
-            util_cov_gh=float(runs["util_cov_gh"].sum()),
+            allocated=s.run("gpu_h"),
+            util_gh=s.run("util_gh"),
+            util_cov_gh=s.run("util_cov_gh"),
         )
     return out
 
@@ -114,6 +116,7 @@ def _group_sections(p: _Pass, key: str, *, with_capacity: bool) -> dict[str, Any
 def _fleet_sections(tables: KpiTables, period: Period, fleet: _Pass) -> dict[str, Any]:
     """Group sections for the whole fleet, plus what only makes sense fleet-wide."""
     out = _group_sections(fleet, "all", with_capacity=True)
+    out["ettr_by_size"] = goodput.ettr_by_size(fleet.cubes.runs)
     nodes = fleet.capacity.get("all", capacity.NodeCapacity())
     repairs = {k: out.pop(k) for k in ("recovered_failures", "unrecovered_failures")}
     out["reliability"] = {

@@ -162,7 +162,7 @@ def _duplicate_counts(backend: BaseBackend, raw: dict[str, ir.Table]) -> dict[st
 
 
 def _dedupe(name: str, table: ir.Table) -> ir.Table:
-    """Keep one row per key: the most complete (latest end, then latest start), deterministically."""
+    """Keep one row per key: the most complete (latest end, then start), deterministically."""
     time_cols = [col for col in ("ended_at", "last_seen", "diagnosed_at", "started_at")
                  if col in table.columns]
     order = [ibis.desc(table[col].epoch_seconds().cast("float64").fill_null(-1.0))

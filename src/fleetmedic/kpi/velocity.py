@@ -12,12 +12,12 @@ from typing import Any
 
 import ibis
 import ibis.expr.types as ir
-import pandas as pd
 from ibis.backends import BaseBackend
 
 from fleetmedic.kpi.facts import HOUR, SIZE_BUCKETS
 from fleetmedic.kpi.numbers import num, ratio
 from fleetmedic.kpi.period import Period
+from fleetmedic.kpi.sums import GroupSums
 from fleetmedic.kpi.tables import KpiTables
 
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
@@ -57,21 +57,18 @@ def _waits(started: ir.Table, kind: str, key: ir.Value) -> ir.Table:
     )
 
 
-def users_section(jobs: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any]:
+def users_section(s: GroupSums) -> dict[str, Any]:
     """Active users of one group, and how many had an attempt fail for a platform-owned cause."""
-    active = int(jobs["g_users"].max()) if len(jobs) else 0
-    blocked = int(runs["g_blocked"].max()) if len(runs) else 0
     return {
-        "active": active,
-        "blocked_by_platform": blocked,
-        "blocked_share": ratio(blocked, active),
+        "active": s.users,
+        "blocked_by_platform": s.blocked_users,
+        "blocked_share": ratio(s.blocked_users, s.users),
     }
 
 
-def attempts_per_success(jobs: pd.DataFrame) -> float | None:
+def attempts_per_success(s: GroupSums) -> float | None:
     """Attempts of all jobs in the period per job that succeeded: the cost of one result."""
-    succeeded = jobs.loc[jobs["status"] == "succeeded", "n"].sum()
-    return ratio(jobs["attempts"].sum(), succeeded)
+    return ratio(s.job("attempts"), s.job_status.get("succeeded", 0.0))
 
 
 def iteration(tables: KpiTables, period: Period) -> dict[str, dict[str, Any]]:
