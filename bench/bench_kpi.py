@@ -48,12 +48,14 @@ def _generate_sql(jobs: int, per_job: int, events: int) -> list[str]:
         f"""
         CREATE TEMP TABLE base AS
         SELECT i,
-               CASE WHEN {size} < 0.55 THEN 1 WHEN {size} < 0.65 THEN 4 WHEN {size} < 0.80 THEN 8
-                    WHEN {size} < 0.90 THEN 32 WHEN {size} < 0.96 THEN 128
-                    WHEN {size} < 0.99 THEN 512 ELSE 2048 END AS gpus,
+               CASE WHEN {size} < 0.60 THEN 1 WHEN {size} < 0.70 THEN 4 WHEN {size} < 0.85 THEN 8
+                    WHEN {size} < 0.95 THEN 32 WHEN {size} < 0.99 THEN 128
+                    WHEN {size} < 0.998 THEN 512 ELSE 2048 END AS gpus,
+               -- running and pending only among the jobs of the last two days
                CASE WHEN {status} < 0.50 THEN 'succeeded' WHEN {status} < 0.80 THEN 'failed'
-                    WHEN {status} < 0.90 THEN 'cancelled' WHEN {status} < 0.93 THEN 'timeout'
-                    WHEN {status} < 0.96 THEN 'preempted' WHEN {status} < 0.98 THEN 'running'
+                    WHEN {status} < 0.90 THEN 'cancelled' WHEN {status} < 0.95 THEN 'timeout'
+                    WHEN {_u("i", 3)} < 1 - 2.0 / {DAYS} THEN 'preempted'
+                    WHEN {status} < 0.97 THEN 'preempted' WHEN {status} < 0.99 THEN 'running'
                     ELSE 'pending' END AS status,
                {BASE} + to_seconds(CAST({_u("i", 3)} * {DAYS} * 86400 AS BIGINT)) AS submitted,
                CAST(pow({_u("i", 4)}, 3) * 36000 AS BIGINT) AS wait_s,
@@ -102,7 +104,7 @@ def _generate_sql(jobs: int, per_job: int, events: int) -> list[str]:
         INSERT INTO diagnoses (job_id, attempt, category, owner, confidence, signature,
                                summary, node_id, diagnosed_at)
         SELECT a.job_id, a.attempt, c.category, c.owner, 0.9, c.category || '.sig', '',
-               'n' || (hash(a.job_id) % 4096),
+               'n' || (hash(a.job_id) % 8192),
                a.ended_at + to_seconds(CAST({_u("a.attempt", 15)} * 600 AS BIGINT))
         FROM attempts a
         JOIN (VALUES (0, 'gpu_oom', 'user'), (1, 'nccl_comm', 'platform'),
@@ -116,7 +118,7 @@ def _generate_sql(jobs: int, per_job: int, events: int) -> list[str]:
         INSERT INTO nodes (node_id, gpu_model, gpus, pool, cordoned, first_seen, last_seen)
         SELECT 'n' || i, CASE WHEN i % 3 = 0 THEN 'H100' ELSE 'A100' END, 8, 'pool-' || (i % 5),
                FALSE, {BASE}, NULL
-        FROM range(4096) t(i)
+        FROM range(8192) t(i)
         """,
         f"""
         INSERT INTO events (event_id, ts, source, kind, object, reason, message, severity)

@@ -31,6 +31,14 @@ def spark() -> Iterator[Any]:
             f"Install it, or set {SKIP_ENV}=1 to skip this test on purpose.",
             pytrace=False,
         )
-    session = start_session()
+    try:
+        session = start_session()
+    except Exception as exc:  # surfaced as a test failure with the reason, never swallowed
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        pytest.fail(
+            f"PySpark local mode did not start ({reason}); it needs Java 17+. "
+            f"Set {SKIP_ENV}=1 to skip this test on purpose.",
+            pytrace=False,
+        )
     yield session
     session.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import zlib
 from bisect import bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -95,19 +96,33 @@ class CompiledCatalog:
             if sig.role == "progress" and "log" in sig.sources
         }
 
-    def next_match(self, signature: int, chunk: bytes, position: int) -> tuple[int, int] | None:
-        """(line start, match end) of the signature's first match at or after ``position``."""
+    def matches_from(
+        self, signature: int, chunk: bytes, position: int
+    ) -> Iterator[tuple[int, int]]:
+        """(line start, match end) of the signature's matches at or after ``position``, one per
+        line, in order. Each pattern's search only moves forward, so walking a whole chunk costs
+        one pass per pattern (searching again from every line made a chunk full of look-alikes
+        quadratic: minutes for half a megabyte)."""
         if signature not in self._byte_regexes:
             sig = self.signatures[signature]
             flags = re.MULTILINE | (0 if sig.case_sensitive else re.IGNORECASE)
             self._byte_regexes[signature] = [
                 re.compile(line_bound(p).encode("utf-8"), flags) for p in sig.patterns
             ]
-        ends = [m.end() for r in self._byte_regexes[signature] if (m := r.search(chunk, position))]
-        if not ends:
-            return None
-        end = min(ends)
-        return chunk.rfind(b"\n", 0, max(end - 1, 0)) + 1, end
+        regexes = self._byte_regexes[signature]
+        pending = [r.search(chunk, position) for r in regexes]
+        while True:
+            ends = [m.end() for m in pending if m is not None]
+            if not ends:
+                return
+            end = min(ends)
+            yield chunk.rfind(b"\n", 0, max(end - 1, 0)) + 1, end
+            stop = chunk.find(b"\n", end)
+            if stop < 0:
+                return
+            for i, m in enumerate(pending):
+                if m is not None and m.start() <= stop:
+                    pending[i] = regexes[i].search(chunk, stop)
 
     def match_line(self, signature: int, text: str) -> dict[str, str] | None:
         """Details (named groups) if the line matches the signature, else None."""
@@ -128,6 +143,7 @@ class _LogScanner:
         self.line_base = 0
         self.per_signature: dict[int, int] = {}
         self.rejected: list[tuple[int, int]] = []  # (signature, offset) of look-alike matches
+        self.accepted: dict[int, set[int]] = {}  # line starts hit per signature, this chunk
         self.latest: dict[int, Hit] = {}  # the last hit of a signature seen more than the cap
         self.tail = b""
 
@@ -179,7 +195,8 @@ class _LogScanner:
         signature: int,
         line_no: int,
         progress: dict[int, list[Hit]],
-    ) -> None:
+    ) -> bool:
+        """Record the hit of ``signature`` on the line at ``start``; False for a look-alike."""
         stop = chunk.find(b"\n", end)
         stop = len(chunk) if stop < 0 else stop
         text = (
@@ -188,29 +205,43 @@ class _LogScanner:
         details = self.compiled.match_line(signature, text)
         if details is None:
             self.rejected.append((signature, stop))
-            return
+            return False
+        self.accepted.setdefault(signature, set()).add(start)
         ts = parse_line_time(text, self.year) or self._lookback_time(chunk, start)
         hit = Hit(signature, self.result.doc, line_no, text[:MAX_TEXT], ts, details)
         if self.compiled.signatures[signature].role == "progress":
             progress.setdefault(signature, []).append(hit)
-            return
+            return True
         seen = self.per_signature.get(signature, 0)
         self.per_signature[signature] = seen + 1
         if seen < HITS_PER_SIGNATURE - 1:
             self.result.hits.append(hit)
         else:
             self.latest[signature] = hit
+        return True
 
     def _retry_rejected(self, chunk: bytes, progress: dict[int, list[Hit]]) -> None:
         """A signature's first match in a chunk was a benign look-alike (an ``exclude`` line):
-        the matcher reports one match per chunk, so search on for the next real one."""
-        while self.rejected:
-            signature, position = self.rejected.pop()
-            found = self.compiled.next_match(signature, chunk, position)
-            if found is not None:
-                start, end = found
-                line_no = self.line_base + chunk.count(b"\n", 0, start) + 1
-                self._hit(chunk, start, end, signature, line_no, progress)
+        the matcher reports one match per chunk, so search on for the next real one. One walk per
+        signature, from its earliest look-alike; it ends at the first real match, or at a line
+        already taken for the signature in this chunk (no duplicate hits)."""
+        earliest: dict[int, int] = {}
+        for signature, position in self.rejected:
+            earliest[signature] = min(position, earliest.get(signature, position))
+        self.rejected.clear()
+        for signature, position in earliest.items():
+            taken = self.accepted.get(signature, set())
+            counted, newlines = 0, 0
+            for start, end in self.compiled.matches_from(signature, chunk, position):
+                if start in taken:
+                    break
+                newlines += chunk.count(b"\n", counted, start)
+                counted = start
+                line_no = self.line_base + newlines + 1
+                if self._hit(chunk, start, end, signature, line_no, progress):
+                    break
+            self.rejected.clear()
+        self.accepted.clear()
 
     def _lookback_time(self, chunk: bytes, start: int) -> datetime | None:
         position = start

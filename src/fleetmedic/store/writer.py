@@ -23,13 +23,15 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
-import pandas as pd
 
 from fleetmedic.model.records import Attempt, Event, Job, Node
 from fleetmedic.store.db import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Table = Literal["jobs", "attempts", "attempt_nodes", "nodes", "events"]
 
@@ -274,6 +276,8 @@ class Writer:
 
         Meant for modest volumes (live adapters, tests); bulk sources stage in SQL instead.
         """
+        import pandas as pd  # only this path needs it; keeps `fleetmedic` start-up light
+
         frames: dict[str, pd.DataFrame] = {}
         job_rows = [_job_row(j, source) for j in jobs]
         attempt_list = list(attempts)
