@@ -9,9 +9,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+
 from fleetmedic.kpi import compute_kpis
 from fleetmedic.model import category as taxonomy
 from fleetmedic.store import Store
+
+QUIET = [
+    pytest.mark.filterwarnings("ignore:fetch_arrow_table:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:.*infer_string"),
+    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
+]
+"""Third-party noise (ibis 12 on duckdb 2 and pandas 3, PySpark on pandas 3), not our warnings."""
 
 T0 = datetime(2024, 1, 1)
 NOW = 100.0

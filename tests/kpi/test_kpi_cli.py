@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from kpi_fleet import Fleet
+from kpi_fleet import QUIET, Fleet
 from typer.testing import CliRunner
 
 from fleetmedic.cli import app
@@ -15,6 +15,8 @@ from fleetmedic.kpi import STATUSES
 from fleetmedic.store import Store
 
 runner = CliRunner()
+
+pytestmark = QUIET
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from kpi_fleet import Fleet
+from kpi_fleet import QUIET, Fleet
 
 from fleetmedic.kpi import GROUP_BY
 
@@ -17,6 +17,8 @@ _DATA_KEYED = {
     "by_status", "count_by_status", "hours_by_status", "by_category", "by_owner", "by_size",
     "ettr_by_size", "queue_wait_hours_by_size", "groups",
 }
+
+pytestmark = QUIET
 
 
 def _field_names(value: Any, out: set[str]) -> set[str]:

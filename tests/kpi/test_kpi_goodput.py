@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from kpi_fleet import Fleet
+from kpi_fleet import QUIET, Fleet
+
+pytestmark = QUIET
 
 
 def _restarted_job(fleet: Fleet) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from kpi_fleet import Fleet
+from kpi_fleet import QUIET, Fleet
 
 from fleetmedic.kpi import GROUP_BY, SIZE_BUCKETS
+
+pytestmark = QUIET
 
 
 def _mixed(fleet: Fleet) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from kpi_fleet import Fleet
+from kpi_fleet import QUIET, Fleet
 
 from fleetmedic.kpi import STATUSES
+
+pytestmark = QUIET
 
 
 def test_status_shares_by_count_and_by_gpu_hours(fleet: Fleet) -> None:

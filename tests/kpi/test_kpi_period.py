@@ -5,10 +5,12 @@ from __future__ import annotations
 import duckdb
 import ibis
 import pytest
-from kpi_fleet import T0, Fleet, at
+from kpi_fleet import QUIET, T0, Fleet, at
 
 from fleetmedic.kpi import compute_kpis
 from fleetmedic.model.errors import InputError
+
+pytestmark = QUIET
 
 
 def test_jobs_spanning_the_boundary_count_only_overlapping_gpu_hours(fleet: Fleet) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from kpi_fleet import Fleet
+from kpi_fleet import QUIET, Fleet
+
+pytestmark = QUIET
 
 
 def test_mttr_is_failure_to_running_again(fleet: Fleet) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import ibis
 import pytest
-from kpi_fleet import Fleet, at
+from kpi_fleet import QUIET, Fleet, at
 from kpi_spark import SKIP_ENV, spark_problem
 
 from fleetmedic.kpi import compute_kpis
@@ -28,6 +28,8 @@ SCENARIOS: list[dict[str, Any]] = [
     {"by": "team"},
     {"since": at(30), "until": at(200), "by": "week"},
 ]
+
+pytestmark = QUIET
 
 
 def _dataset(fleet: Fleet) -> None:
@@ -70,8 +72,14 @@ def duck() -> Iterator[Store]:
         yield store
 
 
-def _to_spark(store: Store, session: Any) -> Any:
-    """Copy the store's tables into Spark temp views (via Arrow, JSON columns as text)."""
+def _to_spark(store: Store, spark: Any) -> Any:
+    """Copy the store's tables into Spark temp views (via Arrow, JSON columns as text).
+
+    The views live in a session of their own (same SparkContext), so other tests that register
+    tables with the same names in the shared session cannot see or replace them.
+    """
+    session = spark.newSession()
+    session.conf.set("spark.sql.session.timeZone", "UTC")
     for table in TABLES:
         columns = store.con.execute(f"DESCRIBE {table}").fetchall()
         select = ", ".join(

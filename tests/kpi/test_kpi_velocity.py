@@ -4,7 +4,9 @@ users blocked by platform failures (expected values computed by hand)."""
 from __future__ import annotations
 
 import pytest
-from kpi_fleet import Fleet
+from kpi_fleet import QUIET, Fleet
+
+pytestmark = QUIET
 
 
 def test_queue_wait_percentiles_interpolate_linearly(fleet: Fleet) -> None:

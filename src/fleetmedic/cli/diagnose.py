@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,7 +12,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.text import Text
 
-from fleetmedic.cli.app import app
+from fleetmedic.cli.app import app, fail
 from fleetmedic.cli.output import print_json, stderr, stdout
 from fleetmedic.diagnose.engine import diagnose as run_diagnosis
 from fleetmedic.model.records import Diagnosis
@@ -48,6 +49,14 @@ def diagnose(
     engine: Annotated[
         Engine, typer.Option(help="Pattern engine: hyperscan (fast), regex (portable).")
     ] = Engine.auto,
+    db: Annotated[
+        Path | None,
+        typer.Option(help="Also keep the diagnosis in this store (needs --job-id)."),
+    ] = None,
+    job_id: Annotated[
+        str | None, typer.Option("--job-id", help="The job the bundle belongs to (with --db).")
+    ] = None,
+    attempt: Annotated[int, typer.Option(help="The job's attempt number (with --db).")] = 1,
 ) -> None:
     """Name the root cause of a failed ML job: category, owner, evidence lines and the fix.
 
@@ -61,9 +70,17 @@ def diagnose(
             _warn(result)
             print_json(result.model_dump(mode="json"), compact=True)
         return
+    if (db is None) != (job_id is None):
+        fail("--db and --job-id go together")
     name = paths[0] if len(paths) == 1 else ",".join(paths)
     result = run_diagnosis(read_inputs(paths), name=name, engine=engine.value)
     _warn(result)
+    if db is not None and job_id is not None:
+        from fleetmedic.store import Store
+        from fleetmedic.store.writer import write_diagnosis
+
+        with Store(db) as store:
+            write_diagnosis(store, result, job_id=job_id, attempt=attempt)
     if output_format is Format.text:
         render_text(result)
     else:
@@ -72,7 +89,8 @@ def diagnose(
 
 def _warn(result: Diagnosis) -> None:
     for warning in result.warnings:
-        stderr.print(f"fleetmedic: warning: {escape(warning)}")
+        # One line per warning whatever the terminal width: scripts read stderr line by line.
+        stderr.print(f"fleetmedic: warning: {escape(warning)}", soft_wrap=True)
 
 
 def _highlight(line: str, result: Diagnosis) -> Text:

@@ -66,7 +66,7 @@ class RegexMatcher:
         self._every_match = every_match
 
     def scan(self, chunk: bytes) -> list[tuple[int, int]]:
-        hits = []
+        hits: list[tuple[int, int]] = []
         for index, regex in enumerate(self._compiled):
             if self._every_match:
                 hits.extend((index, match.end()) for match in regex.finditer(chunk))

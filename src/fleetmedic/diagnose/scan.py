@@ -70,31 +70,38 @@ class CompiledCatalog:
             for s in self.signatures
         ]
         self._byte_regexes: dict[int, list[re.Pattern[bytes]]] = {}
-        self.pattern_owner: list[int] = []
+        # Progress signatures (steps, progress bars) match most lines of a training log: in the
+        # main matcher they halve Hyperscan's speed. Only the newest progress lines of a chunk are
+        # kept, so they are looked for in the window at its end, every match in one pass; the
+        # whole chunk is searched for them (first match of each pattern, as for every other
+        # signature) only when that window shows none.
+        progress = [
+            i for i, s in enumerate(self.signatures) if s.role == "progress" and "log" in s.sources
+        ]
+        self.pattern_owner, self.matcher = self._matcher(
+            [i for i, s in enumerate(self.signatures) if "log" in s.sources and i not in progress],
+            engine,
+        )
+        self.progress_owner, self.progress_matcher = self._matcher(progress, engine)
+        self.window_matchers: dict[int, Matcher] = {
+            i: self._matcher([i], engine, every_match=True)[1] for i in progress
+        }
+        self.k8s_signatures = [i for i, s in enumerate(self.signatures) if "k8s" in s.sources]
+
+    def _matcher(
+        self, signatures: list[int], engine: str, *, every_match: bool = False
+    ) -> tuple[list[int], Matcher]:
+        """One matcher over the patterns of ``signatures``, and the signature of each pattern."""
+        owner: list[int] = []
         patterns: list[bytes] = []
         caseless: list[bool] = []
-        for index, sig in enumerate(self.signatures):
-            if "log" not in sig.sources:
-                continue
+        for index in signatures:
+            sig = self.signatures[index]
             for pattern in sig.patterns:
                 patterns.append(line_bound(pattern).encode("utf-8"))
                 caseless.append(not sig.case_sensitive)
-                self.pattern_owner.append(index)
-        self.matcher: Matcher = build_matcher(patterns, caseless, engine)
-        self.k8s_signatures = [i for i, s in enumerate(self.signatures) if "k8s" in s.sources]
-        # Progress lines are looked for in a window at the end of each chunk, with every match of
-        # the signature's patterns found in one pass (a Python regex per line made this the
-        # costliest step of a scan).
-        self.window_matchers: dict[int, Matcher] = {
-            index: build_matcher(
-                [line_bound(p).encode("utf-8") for p in sig.patterns],
-                [not sig.case_sensitive] * len(sig.patterns),
-                engine,
-                every_match=True,
-            )
-            for index, sig in enumerate(self.signatures)
-            if sig.role == "progress" and "log" in sig.sources
-        }
+                owner.append(index)
+        return owner, build_matcher(patterns, caseless, engine, every_match=every_match)
 
     def matches_from(
         self, signature: int, chunk: bytes, position: int
@@ -161,11 +168,16 @@ class _LogScanner:
             counted = start
             self._hit(chunk, start, end, signature, self.line_base + newlines + 1, progress)
         total = newlines + chunk.count(b"\n", counted)
-        # Once per progress signature and chunk (not once per matching pattern): the window
-        # scan below is the costliest Python step of a scan.
+        windows = {sig: self._window(chunk, sig, total) for sig in self.compiled.window_matchers}
+        if not all(windows.values()):
+            self._first_progress(
+                chunk, {sig for sig, kept in windows.items() if not kept}, progress
+            )
         self._retry_rejected(chunk, progress)
-        for hits in progress.values():
-            self._progress(chunk, hits, total)
+        for signature, kept in windows.items():
+            if kept or progress.get(signature):
+                self.result.progress.extend(kept or progress[signature])
+                del self.result.progress[:-PROGRESS_KEPT]
         self.line_base += total
         self.tail = (
             chunk[-TAIL_BYTES:] if len(chunk) >= TAIL_BYTES else (self.tail + chunk)[-TAIL_BYTES:]
@@ -199,15 +211,19 @@ class _LogScanner:
         """Record the hit of ``signature`` on the line at ``start``; False for a look-alike."""
         stop = chunk.find(b"\n", end)
         stop = len(chunk) if stop < 0 else stop
+        # On a very long line the match can lie past the part of the line kept as text: keep
+        # the part around the match instead (its time still comes from the start of the line).
+        first = start if end <= start + MAX_TEXT * 2 else end - MAX_TEXT // 2
         text = (
-            chunk[start : min(stop, start + MAX_TEXT * 2)].decode("utf-8", "replace").rstrip("\r")
+            chunk[first : min(stop, first + MAX_TEXT * 2)].decode("utf-8", "replace").rstrip("\r")
         )
         details = self.compiled.match_line(signature, text)
         if details is None:
             self.rejected.append((signature, stop))
             return False
         self.accepted.setdefault(signature, set()).add(start)
-        ts = parse_line_time(text, self.year) or self._lookback_time(chunk, start)
+        head = text if first == start else chunk[start : start + 200].decode("utf-8", "replace")
+        ts = parse_line_time(head, self.year) or self._lookback_time(chunk, start)
         hit = Hit(signature, self.result.doc, line_no, text[:MAX_TEXT], ts, details)
         if self.compiled.signatures[signature].role == "progress":
             progress.setdefault(signature, []).append(hit)
@@ -257,14 +273,30 @@ class _LogScanner:
             position = previous
         return None
 
-    def _progress(self, chunk: bytes, hits: list[Hit], chunk_lines: int) -> None:
-        """Keep the last progress lines of the chunk with their times (for hang detection).
+    def _first_progress(
+        self, chunk: bytes, signatures: set[int], progress: dict[int, list[Hit]]
+    ) -> None:
+        """The first progress hit of each pattern of ``signatures`` in the chunk."""
+        owner = self.compiled.progress_owner
+        found = sorted(
+            (self._line_start(chunk, end), owner[pid], end)
+            for pid, end in self.compiled.progress_matcher.scan(chunk)
+            if owner[pid] in signatures
+        )
+        counted, newlines = 0, 0
+        for start, signature, end in found:
+            newlines += chunk.count(b"\n", counted, start)
+            counted = start
+            self._hit(chunk, start, end, signature, self.line_base + newlines + 1, progress)
+
+    def _window(self, chunk: bytes, signature: int, chunk_lines: int) -> list[Hit]:
+        """The newest progress lines at the end of the chunk that carry a time (for hang
+        detection), at most ``PROGRESS_KEPT``, oldest first.
 
         The signature's matcher finds the candidate lines of the window in one pass; each is
-        confirmed with the signature's regexes (as every hit is) and only the newest
-        ``PROGRESS_KEPT`` lines that carry a time are kept.
+        confirmed as every hit is: by the signature's patterns, and not by its exclusions ("no
+        progress since last step 1200" is not progress).
         """
-        signature = hits[0].signature
         window_start = max(0, len(chunk) - TAIL_BYTES)
         region = chunk[window_start:]
         line_starts = [0]
@@ -276,6 +308,7 @@ class _LogScanner:
         for pattern, end in self.compiled.window_matchers[signature].scan(region):
             matched.setdefault(bisect_right(line_starts, max(end - 1, 0)) - 1, pattern)
         regexes = self.compiled.regexes[signature]
+        excludes = self.compiled.excludes[signature]
         base = self.line_base + chunk_lines - (len(line_starts) - 1) + 1
         kept: list[Hit] = []
         for index in sorted(matched, reverse=True):
@@ -283,15 +316,15 @@ class _LogScanner:
             line = region[line_starts[index] : stop].decode("utf-8", "replace")
             if not (regexes[matched[index]].search(line) or any(r.search(line) for r in regexes)):
                 continue
+            if any(x.search(line) for x in excludes):
+                continue
             ts = parse_line_time(line, self.year)
             if ts is not None:
-                kept.append(Hit(signature, hits[0].doc, base + index, line[:MAX_TEXT], ts, {}))
+                kept.append(Hit(signature, self.result.doc, base + index, line[:MAX_TEXT], ts, {}))
                 if len(kept) == PROGRESS_KEPT:
                     break
         kept.reverse()
-        progress = self.result.progress
-        progress.extend(kept or hits)
-        del progress[:-PROGRESS_KEPT]
+        return kept
 
     def finish(self) -> DocScan:
         self.result.lines = self.line_base

@@ -150,15 +150,32 @@ def _select(name: str, table: ir.Table | None) -> ir.Table:
 
 def _duplicate_counts(backend: BaseBackend, raw: dict[str, ir.Table]) -> dict[str, int]:
     """Rows that repeat a key, per table, in one query: de-duplicating costs a sort, so it is
-    only done for tables that need it (never for the store, whose keys are primary keys)."""
+    only done for tables that need it. Tables whose key is an enforced primary key (the
+    store's) cannot hold duplicates and are not counted."""
+    enforced = _primary_keys(backend)
     parts = []
     for name, table in raw.items():
+        if enforced.get(name) == set(_KEYS[name]):
+            continue
         per_key = table.group_by(list(_KEYS[name])).aggregate(n=table.count())
         extra = (per_key.n - 1).sum().cast("int64")
         parts.append(per_key.aggregate(name=ibis.literal(name), extra=extra))
-    frame = backend.execute(ibis.union(*parts))
-    counts = {str(row.name): int(num(row.extra) or 0) for row in frame.itertuples()}
+    counts: dict[str, int] = {}
+    if parts:
+        frame = backend.execute(ibis.union(*parts))
+        counts = {str(row.name): int(num(row.extra) or 0) for row in frame.itertuples()}
     return {name: counts.get(name, 0) for name in raw}
+
+
+def _primary_keys(backend: BaseBackend) -> dict[str, set[str]]:
+    """Primary-key columns per table where the engine enforces them (DuckDB); else nothing."""
+    if backend.name != "duckdb":
+        return {}
+    rows = backend.raw_sql(
+        "SELECT table_name, constraint_column_names FROM duckdb_constraints() "
+        "WHERE constraint_type = 'PRIMARY KEY' AND schema_name = current_schema()"
+    ).fetchall()
+    return {str(table): {str(c) for c in columns} for table, columns in rows}
 
 
 def _dedupe(name: str, table: ir.Table) -> ir.Table:

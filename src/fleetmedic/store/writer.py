@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 
-from fleetmedic.model.records import Attempt, Event, Job, Node
+from fleetmedic.model.records import Attempt, Diagnosis, Event, Job, Node
 from fleetmedic.store.db import Store
 
 if TYPE_CHECKING:
@@ -368,3 +368,42 @@ def _event_row(event: Event) -> dict[str, Any]:
         "severity": event.severity,
         "raw": _json(event.raw),
     }
+
+
+_DIAGNOSIS_SQL = """
+INSERT OR REPLACE INTO diagnoses (job_id, attempt, category, owner, confidence, signature, summary,
+    evidence, action_kind, retryable, secondary, node_id, diagnosed_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+def write_diagnosis(
+    store: Store, diagnosis: Diagnosis, *, job_id: str, attempt: int = 1, node_id: str | None = None
+) -> None:
+    """Keep a job attempt's diagnosis (one per attempt; diagnosing again replaces it).
+
+    It feeds ``fleetmedic kpi`` (failures by category and owner) and ``fleetmedic priorities``.
+    """
+    evidence = [e.model_dump() for e in diagnosis.evidence]
+    secondary = [
+        {"category": s.category, "signature": s.signature, "summary": s.summary}
+        for s in diagnosis.secondary
+    ]
+    store.con.execute(
+        _DIAGNOSIS_SQL,
+        [
+            job_id,
+            attempt,
+            diagnosis.category,
+            diagnosis.owner,
+            diagnosis.confidence,
+            diagnosis.signature,
+            diagnosis.summary,
+            json.dumps(evidence),
+            diagnosis.action.kind,
+            diagnosis.retryable,
+            json.dumps(secondary),
+            node_id or diagnosis.details.get("node"),
+            datetime.now(UTC).replace(tzinfo=None),
+        ],
+    )

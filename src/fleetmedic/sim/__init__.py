@@ -1,0 +1,1 @@
+"""A deterministic discrete-event simulator of an ML GPU platform on Kubernetes."""

@@ -1,0 +1,77 @@
+"""The actions a healer may take on a cluster, as a small Protocol, and the simulator's executor.
+
+The healing controller (a later stage) acts through :class:`Executor` only, so the same policy can
+drive the simulated cluster, a dry run, or a real Kubernetes cluster. :class:`SimExecutor` plays
+the effects out in the simulation: a cordon removes capacity, a drain sends the node to repair once
+its jobs are gone, a restart puts the job back in the queue to resume from its last checkpoint.
+:class:`RecordingExecutor` only records the calls (dry-run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+
+class Executor(Protocol):
+    """What a healer can do. Targets are node names and job ids."""
+
+    def cordon(self, node: str) -> None: ...
+    def uncordon(self, node: str) -> None: ...
+    def drain(self, node: str) -> None: ...
+    def restart_from_checkpoint(self, job: str) -> None: ...
+    def requeue(self, job: str, exclude_nodes: Sequence[str] = ()) -> None: ...
+
+
+class ClusterControl(Protocol):
+    """The hooks the simulation engine offers its executor."""
+
+    def node_index(self, name: str) -> int: ...
+    def cordon_node(self, idx: int) -> None: ...
+    def uncordon_node(self, idx: int) -> None: ...
+    def drain_node(self, idx: int) -> None: ...
+    def restart_job(self, job_id: str, exclude: Sequence[int]) -> None: ...
+
+
+class SimExecutor:
+    """Executes on the simulated cluster."""
+
+    def __init__(self, control: ClusterControl) -> None:
+        self.control = control
+
+    def cordon(self, node: str) -> None:
+        self.control.cordon_node(self.control.node_index(node))
+
+    def uncordon(self, node: str) -> None:
+        self.control.uncordon_node(self.control.node_index(node))
+
+    def drain(self, node: str) -> None:
+        self.control.drain_node(self.control.node_index(node))
+
+    def restart_from_checkpoint(self, job: str) -> None:
+        self.control.restart_job(job, ())
+
+    def requeue(self, job: str, exclude_nodes: Sequence[str] = ()) -> None:
+        self.control.restart_job(job, [self.control.node_index(n) for n in exclude_nodes])
+
+
+class RecordingExecutor:
+    """Dry-run: remembers what would have been done, changes nothing."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def cordon(self, node: str) -> None:
+        self.calls.append(("cordon", node))
+
+    def uncordon(self, node: str) -> None:
+        self.calls.append(("uncordon", node))
+
+    def drain(self, node: str) -> None:
+        self.calls.append(("drain", node))
+
+    def restart_from_checkpoint(self, job: str) -> None:
+        self.calls.append(("restart_from_checkpoint", job))
+
+    def requeue(self, job: str, exclude_nodes: Sequence[str] = ()) -> None:
+        self.calls.append(("requeue", job))
