@@ -39,11 +39,11 @@ def test_both_engines_find_every_example(engine: str) -> None:
     for index, sig in enumerate(compiled.signatures):
         if "log" not in sig.sources:
             continue
+        progress = sig.role == "progress"
+        matcher = compiled.progress_matcher if progress else compiled.matcher
+        owner = compiled.progress_owner if progress else compiled.pattern_owner
         for example in sig.examples:
-            found = {
-                compiled.pattern_owner[p]
-                for p, _ in compiled.matcher.scan(example.encode() + b"\n")
-            }
+            found = {owner[p] for p, _ in matcher.scan(example.encode() + b"\n")}
             assert index in found, f"{engine} misses {sig.id} example {example!r}"
 
 

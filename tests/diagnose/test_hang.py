@@ -24,7 +24,7 @@ def test_progress_that_stops_while_the_bundle_goes_on_is_a_hang(run: Run) -> Non
     result = run({"rank0.log": steps(0, 300), "rank1.log": steps(1, 300) + "\n" + heartbeat})
     assert result.category == "hang"
     assert "no progress" in result.summary
-    assert result.signature == "fleetmedic.hang.progress_stalled"
+    assert result.signature == "hang.progress_stalled"
 
 
 def test_a_crash_after_the_last_step_is_not_a_hang(run: Run) -> None:

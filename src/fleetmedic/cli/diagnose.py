@@ -39,6 +39,7 @@ def diagnose(
     paths: Annotated[
         list[str],
         typer.Argument(
+            metavar="PATH",
             help="Logs (plain or .gz), pod/job/event JSON or YAML, kubectl describe "
             "output, or a directory of them for one job; '-' reads standard input."
         ),

@@ -23,7 +23,7 @@ STALL_STEPS = 10
 _ENDINGS = {"cancelled", "timeout", "preemption", "hang"}
 
 STALL_SIGNATURE = Signature.model_construct(
-    id="fleetmedic.hang.progress_stalled",
+    id="hang.progress_stalled",
     category="hang",
     role="cause",
     priority=72,

@@ -68,7 +68,7 @@ class MttfReference(_Strict):
 
 class StorageIncidents(_Strict):
     per_day_per_1000_nodes: Rate
-    hit_fraction: Rate
+    hit_per_node: Rate
 
 
 class Startup(_Strict):

@@ -7,6 +7,7 @@ clear line, not bend its figures. Rates live in ``calibration.yaml``; this is on
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -53,8 +54,8 @@ class SimConfig(_Strict):
     offered_load: float | None = Field(None, gt=0, le=2.0, description="default: calibration")
     failure_scale: float = Field(1.0, ge=0, description="multiplies every infrastructure rate")
     lemon_fraction: float | None = Field(None, ge=0, le=0.5, description="default: calibration")
-    checkpoint: CheckpointPolicy = CheckpointPolicy()
-    pretrain: Pretrain = Pretrain()
+    checkpoint: CheckpointPolicy = Field(default_factory=CheckpointPolicy)
+    pretrain: Pretrain = Field(default_factory=Pretrain)
     workload: bool = Field(True, description="generate the fitted workload (off: pretrain only)")
     start: datetime = datetime(2024, 6, 3, tzinfo=UTC)
 
@@ -80,6 +81,12 @@ class SimConfig(_Strict):
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @property
+    def run_tag(self) -> str:
+        """Short id of this scenario: prefixes job ids so runs can share a store without mixing."""
+        text = self.model_dump_json()
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
 
     @property
     def nodes(self) -> int:

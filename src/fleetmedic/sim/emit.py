@@ -250,7 +250,13 @@ def bundle(ctx: FailureContext) -> Bundle:
     out = Bundle()
     dmesg = _dmesg_lines(ctx, spec, values)
     events = _event_items(ctx, spec, values, rng)
+    collect = tpl["collection"]
+    keep_culprit = rng.random() < collect["culprit_log"]
+    if rng.random() >= collect["dmesg"]:
+        dmesg = []
     for pod_index in _log_pods(ctx, rng):
+        if pod_index == ctx.culprit and not keep_culprit and len(ctx.nodes) > 1:
+            continue
         text = _pod_log(ctx, spec, values, clock, rng, pod_index)
         if text is not None:
             out.logs[f"{ctx.job.name}-worker-{pod_index}.log"] = text.encode("utf-8")

@@ -70,7 +70,7 @@ class FailureModel:
         incidents = infra.storage_incidents
         self.storage_rate = (incidents.per_day_per_1000_nodes.value * config.nodes / 1000.0
                              * scale / 86400.0)
-        self.storage_hit = incidents.hit_fraction.value
+        self.storage_hit = incidents.hit_per_node.value
         self.p_image_pull = infra.startup.image_pull.value * scale
         self.p_rendezvous = infra.startup.rendezvous.value * scale
 
@@ -117,5 +117,6 @@ class FailureModel:
     def next_storage_incident(self, now: float) -> float:
         return math.inf if self.storage_rate <= 0 else now + self.rng.expovariate(self.storage_rate)
 
-    def storage_hits(self) -> bool:
-        return self.rng.random() < self.storage_hit
+    def storage_hits(self, gpus: int) -> bool:
+        nodes = max(1, gpus // GPUS_PER_NODE)
+        return self.rng.random() < 1 - (1 - self.storage_hit) ** nodes

@@ -71,6 +71,11 @@ class HealPolicy:
                 self.executor.restart_from_checkpoint(job_id)
         return self.executes
 
+    def on_node_signal(self, now: float, node: str, category: str) -> None:
+        """A hardware signal on a node no job was using (an Xid line, NodeNotReady)."""
+        if category in NODE_CATEGORIES:
+            self._count_hardware(now, node, f"node:{node}")
+
     def on_node_repaired(self, now: float, node: str) -> None:
         """A cordoned node passed repair: put it back in service."""
         if node not in self.cordoned:

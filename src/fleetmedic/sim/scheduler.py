@@ -7,7 +7,8 @@ decides where GPU time goes:
   best fit, so whole nodes stay free for gangs;
 * one queue per node pool, ordered by priority then arrival; smaller jobs backfill around a
   blocked one;
-* a team over its quota still runs, but *borrowed*: at low priority, first to be preempted;
+* a team over its quota still runs, but *borrowed*: at low priority, first to be preempted; only
+  jobs inside their team's quota preempt;
 * a job that does not fit may preempt running jobs of lower effective priority (lowest priority
   first, then the most recently started, who lose least). A multi-node job may also preempt
   smaller jobs of its own priority that have run for 2 hours once it has waited 2 hours, Meta's RSC
@@ -259,8 +260,17 @@ class GangScheduler:
             and now - job.queued_at >= self.preempt_after
         )
 
+    def _within_quota(self, job: Queued) -> bool:
+        return self.used.get(job.team, 0) + job.gpus <= self.quotas.get(job.team, 0)
+
     def _may_preempt(self, pool: Pool, job: Queued, now: float) -> bool:
-        """Cheap test before the node scan: could enough GPUs be freed at all?"""
+        """Cheap test before the node scan: could enough GPUs be freed at all?
+
+        Only a job that would run inside its team's quota (or a high-priority one) preempts:
+        borrowing capacity never takes it from others, as in Kueue's cohorts.
+        """
+        if job.priority <= PRIORITY_LOW * 5 and not self._within_quota(job):
+            return False
         freeable = pool.free_gpus
         for other in self.by_pool[pool.name]:
             run = self.running[other]
@@ -303,6 +313,6 @@ class GangScheduler:
             return None
         options.sort()
         victims: dict[int, None] = {}
-        for _, _, chosen in options[:need_nodes]:
-            victims.update(dict.fromkeys(chosen))
+        for _, _, picked in options[:need_nodes]:
+            victims.update(dict.fromkeys(picked))
         return tuple(victims)

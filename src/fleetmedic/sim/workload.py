@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -64,6 +64,10 @@ def pool_capacity(config: SimConfig) -> dict[str, int]:
     return {pool_name(m): n * GPUS_PER_NODE for m, n in nodes.items()}
 
 
+def pretrain_id(config: SimConfig) -> str:
+    return f"sim-{config.run_tag}-pretrain"
+
+
 def pool_name(gpu_model: str) -> str:
     return f"gpu-{gpu_model.lower()}"
 
@@ -74,6 +78,7 @@ class _Drawer:
     def __init__(self, config: SimConfig, params: Params, calib: Calibration,
                  rng: np.random.Generator) -> None:
         self.config, self.params, self.calib, self.rng = config, params, calib, rng
+        self.tag = config.run_tag
         self.profile: Profile = params.profiles[config.profile]
         self.pools = pool_capacity(config)
         biggest = max(self.pools.values())
@@ -203,7 +208,8 @@ def _job(config: SimConfig, drawer: _Drawer, rng: np.random.Generator, idx: int,
     priority = PRIORITY_LOW if kind == "eval" else PRIORITY_NORMAL
     user = f"{team}-u{int(rng.zipf(1.6)) % 12:02d}"
     return JobSpec(
-        idx=idx, job_id=f"j{idx:07d}", name=f"{team}-{kind}-{idx}", user=user, team=team,
+        idx=idx, job_id=f"sim-{drawer.tag}-{idx:06d}", name=f"{team}-{kind}-{idx}",
+        user=user, team=team,
         kind=kind, gpus=gpus, pool=pool, priority=priority, submit=submit, work=work, fate=fate,
         fate_category=category, fate_at=fate_at, interval=interval, save=save, restart=restart,
         gpu_util=_util(drawer.params, float(rng.random())),
@@ -216,11 +222,11 @@ def _pretrain(config: SimConfig, drawer: _Drawer, rng: np.random.Generator) -> J
         return None
     pool = max(drawer.pools, key=lambda p: (drawer.pools[p], p))
     want = min(config.gpus * config.pretrain.share, drawer.pools[pool] * 0.75)
-    nodes = 2 ** int(math.floor(math.log2(max(1.0, want / GPUS_PER_NODE))))
+    nodes = 2 ** math.floor(math.log2(max(1.0, want / GPUS_PER_NODE)))
     gpus = nodes * GPUS_PER_NODE
     policy = config.checkpoint
     return JobSpec(
-        idx=0, job_id="j0000000", name="llm-pretrain-train-0", user="llm-pretrain-u00",
+        idx=0, job_id=pretrain_id(config), name="llm-pretrain-run-0", user="llm-pretrain-u00",
         team="llm-pretrain", kind="train", gpus=gpus, pool=pool, priority=PRIORITY_HIGH,
         submit=0.0, work=config.horizon * 4, fate="succeeded", fate_category=None, fate_at=0.0,
         interval=config.pretrain.checkpoint_minutes * 60, save=policy.save_minutes * 60,
@@ -265,11 +271,6 @@ def from_records(records: Sequence[Job], config: SimConfig, calib: Calibration,
         team = job.team or TEAMS[len(out) % len(TEAMS)]
         spec = _job(config, drawer, rng, len(out), submit, gpus, fate, seconds, team, pools,
                     pool_p)
-        out.append(_replace_ids(spec, job))
+        out.append(replace(spec, job_id=f"replay-{drawer.tag}-{job.job_id}",
+                           user=job.user or spec.user))
     return out
-
-
-def _replace_ids(spec: JobSpec, job: Job) -> JobSpec:
-    from dataclasses import replace
-
-    return replace(spec, job_id=f"replay-{job.job_id}", user=job.user or spec.user)
