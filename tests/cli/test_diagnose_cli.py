@@ -256,11 +256,6 @@ def test_binary_on_stdin(results: dict[str, Future[Result]]) -> None:
     assert_error(get(results, "stdin-binary"), mentions="binary")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="usage errors print Typer's multi-line usage box; DESIGN.md wants one line "
-    "(fix belongs in cli/__init__.py main(): standalone_mode=False, catch click.UsageError)",
-)
 @pytest.mark.parametrize("case", ["usage-missing-path", "usage-bad-format"])
 def test_usage_errors_are_one_line(results: dict[str, Future[Result]], case: str) -> None:
     assert_error(get(results, case))

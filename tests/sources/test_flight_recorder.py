@@ -41,3 +41,20 @@ def test_recognises_dumps() -> None:
     assert is_flight_recorder(dump([(1, "completed")]))
     assert not is_flight_recorder({"entries": []})
     assert not is_flight_recorder({"kind": "Pod"})
+
+
+def test_dumps_in_a_bundle_are_diagnosed_as_a_hang(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from fleetmedic.diagnose.engine import diagnose
+    from fleetmedic.sources.bundle import read_inputs
+
+    for rank in range(3):
+        (tmp_path / f"nccl_trace_rank_{rank}.json").write_text(
+            json.dumps(dump([(40, "completed"), (41, "started")]))
+        )
+    (tmp_path / "nccl_trace_rank_3.json").write_text(json.dumps(dump([(40, "completed")])))
+    result = diagnose(read_inputs([str(tmp_path)]), name="b")
+    assert result.category == "hang"
+    assert result.signature == "hang.flight_recorder_laggard"
+    assert result.details["laggards"] == "3"

@@ -54,8 +54,14 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, float], None] | None]:
     if not enabled:
         yield None
         return
-    bars = Progress(TextColumn("{task.description:<9}"), BarColumn(), TextColumn(
-        "{task.percentage:>5.1f}%"), TimeElapsedColumn(), console=stderr, transient=True)
+    bars = Progress(
+        TextColumn("{task.description:<9}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+    )
     tasks: dict[str, TaskID] = {}
 
     def update(stage: str, fraction: float) -> None:
@@ -69,31 +75,44 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, float], None] | None]:
 
 @app.command()
 def simulate(
-    gpus: int | None = typer.Option(None, "--gpus", help="Fleet size in GPUs, whole 8-GPU nodes, "
-                                    "128 to 12000 (default 4096)."),
+    gpus: int | None = typer.Option(
+        None, "--gpus", help="Fleet size in GPUs, whole 8-GPU nodes, 128 to 12000 (default 4096)."
+    ),
     days: float | None = typer.Option(None, "--days", help="Simulated days (default 30)."),
-    seed: int | None = typer.Option(None, "--seed", help="Random seed (default 0); same seed, "
-                                    "same run."),
+    seed: int | None = typer.Option(
+        None, "--seed", help="Random seed (default 0); same seed, same run."
+    ),
     heal: str | None = typer.Option(None, "--heal", help="off | dry-run | auto (default off)."),
     db: Path = typer.Option(DEFAULT_DB, "--db", help="DuckDB store to write the run into."),
     fmt: Format = typer.Option(Format.text, "--format", help="text for people, json for tools."),
-    profile: str | None = typer.Option(None, "--profile", help="Workload profile fitted to a "
-                                       "trace: kalos (default), seren, philly, helios."),
-    config: Path | None = typer.Option(None, "--config", help="YAML file of scenario fields "
-                                       "(docs/simulator.md); flags override it."),
-    replay: Path | None = typer.Option(None, "--replay", help="Replay the jobs table of this "
-                                       "store instead of generating a workload."),
+    profile: str | None = typer.Option(
+        None,
+        "--profile",
+        help="Workload profile fitted to a trace: kalos (default), seren, philly, helios.",
+    ),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="YAML file of scenario fields (docs/simulator.md); flags override it.",
+    ),
+    replay: Path | None = typer.Option(
+        None,
+        "--replay",
+        help="Replay the jobs table of this store instead of generating a workload.",
+    ),
     no_store: bool = typer.Option(False, "--no-store", help="Do not write the run to --db."),
 ) -> None:
     """Simulate a GPU fleet on Kubernetes: failures at published rates, diagnosis, healing."""
-    chosen = _config(config, {"gpus": gpus, "days": days, "seed": seed, "heal": heal,
-                              "profile": profile})
+    chosen = _config(
+        config, {"gpus": gpus, "days": days, "seed": seed, "heal": heal, "profile": profile}
+    )
     if replay is not None and not replay.is_file():
         fail(f"--replay: no database at {replay}")
     try:
         with _progress(sys.stderr.isatty()) as progress:
-            result, _ = run_simulation(chosen, None if no_store else db, replay=replay,
-                                       progress=progress)
+            result, _ = run_simulation(
+                chosen, None if no_store else db, replay=replay, progress=progress
+            )
     except FleetmedicError as exc:
         fail(str(exc))
     if fmt is Format.json:
@@ -108,39 +127,59 @@ def _pct(value: float | None) -> str:
 
 def _print_text(r: dict[str, Any], db: Path | None) -> None:
     c = r["config"]
-    stdout.print(f"[bold]Simulated[/bold] {c['gpus']:,} GPUs for {c['days']:g} days, seed "
-                 f"{c['seed']}, heal {c['heal']}, workload {c['profile']}")
+    stdout.print(
+        f"[bold]Simulated[/bold] {c['gpus']:,} GPUs for {c['days']:g} days, seed "
+        f"{c['seed']}, heal {c['heal']}, workload {c['profile']}"
+    )
     head = Table("figure", "value", title="Headline", title_justify="left")
     rows = [
-        ("jobs", f"{r['jobs']['total']:,}"), ("GPU utilization", _pct(r["utilization"])),
-        ("goodput", _pct(r["goodput"])), ("GPU-hours lost", f"{r['gpu_hours_lost']:,.0f}"),
-        ("failures", f"{r['failures']:,}"), ("preemptions", f"{r['preemptions']:,}"),
+        ("jobs", f"{r['jobs']['total']:,}"),
+        ("GPU utilization", _pct(r["utilization"])),
+        ("goodput", _pct(r["goodput"])),
+        ("GPU-hours lost", f"{r['gpu_hours_lost']:,.0f}"),
+        ("failures", f"{r['failures']:,}"),
+        ("preemptions", f"{r['preemptions']:,}"),
         ("diagnosis accuracy", _pct(r["diagnosis_accuracy"])),
         ("ETTR, jobs of 256+ GPUs", _pct(r["ettr_large_jobs"])),
         ("cordons (false)", f"{r['cordons']} ({r['false_cordons']})"),
-        ("lemon precision / recall",
-         f"{_pct(r['lemon']['precision'])} / {_pct(r['lemon']['recall'])}"),
+        (
+            "lemon precision / recall",
+            f"{_pct(r['lemon']['precision'])} / {_pct(r['lemon']['recall'])}",
+        ),
         ("actions", ", ".join(f"{k} {v}" for k, v in r["actions"].items()) or "—"),
     ]
     for name, value in rows:
         head.add_row(name, value)
     stdout.print(head)
     cal = r["calibration"]
-    table = Table("calibration", "simulated", "published", title="Against published figures",
-                  title_justify="left")
+    table = Table(
+        "calibration",
+        "simulated",
+        "published",
+        title="Against published figures",
+        title_justify="left",
+    )
     hw = cal["hardware_failures_per_1000_node_days"]
     table.add_row("hardware failures / 1000 node-days", f"{hw['simulated']}", f"{hw['published']}")
     for key, row in cal["job_mttf"].items():
         sim = row["simulated_hours"]
-        table.add_row(f"job MTTF, {key.removeprefix('gpus_')} GPUs (h)",
-                      "—" if sim is None else f"{sim}", f"{row['published_hours']:.1f}")
+        table.add_row(
+            f"job MTTF, {key.removeprefix('gpus_')} GPUs (h)",
+            "—" if sim is None else f"{sim}",
+            f"{row['published_hours']:.1f}",
+        )
     for key, row in cal["job_status_share"].items():
         table.add_row(f"jobs {key}", _pct(row["simulated"]), _pct(row["published"]))
     for key, row in cal["gpu_time_share"].items():
         table.add_row(f"GPU time {key}", _pct(row["simulated"]), _pct(row["published"]))
     infra = cal["infra_share_of_failed_gpu_time"]
-    table.add_row("infrastructure share of failed GPU time", _pct(infra["simulated"]),
-                  _pct(infra["published_acme"]))
+    table.add_row(
+        "infrastructure share of failed GPU time",
+        _pct(infra["simulated"]),
+        _pct(infra["published_acme"]),
+    )
     stdout.print(table)
     if db is not None:
-        stdout.print(f"Stored in {db} (try: fleetmedic kpi --db {db} --until {r['period']['until']})")
+        stdout.print(
+            f"Stored in {db} (try: fleetmedic kpi --db {db} --until {r['period']['until']})"
+        )

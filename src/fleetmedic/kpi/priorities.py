@@ -13,7 +13,13 @@ from typing import Any
 import ibis.expr.types as ir
 
 from fleetmedic.kpi.period import to_datetime
-from fleetmedic.kpi.priorities_loss import CURRENT, NO_OWNER, failed_runs, latest_end, runs_in
+from fleetmedic.kpi.priorities_loss import (
+    CURRENT,
+    NO_OWNER,
+    latest_end,
+    loss_facts,
+    window_gpu_hours,
+)
 from fleetmedic.kpi.priorities_model import (
     Concentration,
     PriorityReport,
@@ -23,7 +29,13 @@ from fleetmedic.kpi.priorities_model import (
     Window,
 )
 from fleetmedic.kpi.priorities_owners import OwnerMap, default_owner_map
-from fleetmedic.kpi.priorities_queries import Key, cause_stats, ticket_counts, top_places
+from fleetmedic.kpi.priorities_queries import (
+    Key,
+    cause_stats,
+    materialized,
+    ticket_counts,
+    top_places,
+)
 from fleetmedic.kpi.tables import KpiTables, as_backend, load_tables
 from fleetmedic.model import CATEGORIES
 from fleetmedic.model.errors import InputError
@@ -75,6 +87,23 @@ def resolve_window(
             f"--since ({since.isoformat()}) must be before --until ({until.isoformat()})"
         )
     return Window(since=since, until=until)
+
+
+# What the three queries read of the failed runs, so only that is materialized.
+_FACT_COLUMNS = (
+    "pkey",
+    "job_id",
+    "attempt",
+    "user",
+    "node_pool",
+    "image",
+    "category",
+    "sig",
+    "owner",
+    "diag_node",
+    "lost_gpu_hours",
+    "window_gpu_hours",
+)
 
 
 def _keyed(table: ir.Table) -> ir.Table:
@@ -138,15 +167,17 @@ def priorities_report(
     tables = load_tables(as_backend(backend))
     window = resolve_window(tables, since, until, now=now)
     owners = owners or default_owner_map()
-    runs = runs_in(tables, window)
-    failed = _keyed(failed_runs(tables.backend, runs))
-    current = failed.filter(failed.pkey == CURRENT)
-
-    stats = cause_stats(failed, runs)
-    causes = stats.current
-    places = top_places(tables.backend, current) if causes else {}
-    tickets = ticket_counts(tables.backend, current, window) if causes else None
+    facts = _keyed(loss_facts(tables, window)).select(*_FACT_COLUMNS)
+    with materialized(tables.backend, facts) as failed:
+        current = failed.filter(failed.pkey == CURRENT)
+        stats = cause_stats(failed)
+        causes = stats.current
+        places = top_places(tables.backend, current) if causes else {}
+        tickets = ticket_counts(tables.backend, current, window) if causes else None
+    # No failure in either window left a row to carry the total: computed on its own then.
     total = stats.total_gpu_hours
+    if total is None:
+        total = window_gpu_hours(tables, window)
     total_lost = sum(float(c["lost"] or 0.0) for c in causes)
 
     causes.sort(

@@ -16,6 +16,7 @@ Everything stays relational (no pandas, no Python loop over rows), so it runs on
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import ibis
@@ -89,9 +90,20 @@ def _held_allocations(nodes: ir.Table) -> ir.Table:
     return held.select("job_id", "attempt", "next_attempt", held=ibis.literal(True))
 
 
-def _diagnosis_details(backend: Any) -> ir.Table:
-    """Signature and named node per diagnosed attempt, one row per key even in a lake copy."""
+def _diagnosis_details(backend: Any, unique: bool = False) -> ir.Table:
+    """Signature and named node per diagnosed attempt, one row per key even in a lake copy.
+
+    ``unique`` says the key is known to be unique (an enforced primary key, or no duplicate found
+    by ``load_tables``): the rows are then taken as they are, which saves aggregating the table.
+    """
     diag = backend.table("diagnoses")
+    if unique:
+        return diag.select(
+            "job_id",
+            diag.attempt.cast("int64").name("attempt"),
+            signature=diag.signature,
+            diag_node=diag.node_id,
+        )
     return diag.group_by(["job_id", diag.attempt.cast("int64").name("attempt")]).aggregate(
         signature=diag.signature.max(), diag_node=diag.node_id.max()
     )
@@ -107,17 +119,51 @@ def _images(backend: Any) -> ir.Table | None:
 
 def runs_in(tables: KpiTables, window: Window) -> ir.Table:
     """Run facts for the window and the one before it, ``pkey`` naming which."""
-    return run_facts(tables, epoch_windows(window), None)
+    windows = epoch_windows(window)
+    return run_facts(_touching(tables, windows[0].p0, windows[-1].p1), windows, None)
 
 
-def failed_runs(backend: Any, runs: ir.Table) -> ir.Table:
+def _touching(tables: KpiTables, p0: float, p1: float) -> KpiTables:
+    """The tables without the jobs whose attempts all lie outside ``[p0, p1)``.
+
+    The run facts number a job's attempts with a window over all of them, so a job is kept or
+    dropped whole, and only when its attempts prove it cannot touch the period: no run starts
+    before ``p1``, or every attempt ended and nothing (end, start, next attempt's start) reaches
+    ``p0``. That is the run facts' own overlap test with each run's reach bounded by the job's
+    latest timestamp, so the facts of the kept runs are unchanged; it only spares the window and
+    the joins the jobs that ended long before the period (most of a long history). Jobs without
+    attempt rows are kept: they are runs of their own.
+    """
+    a = tables.attempts
+    per_job = a.group_by("job_id").aggregate(
+        first=a.start.fill_null(a.end).min(),
+        last=ibis.greatest(a.start, a.end).max(),
+        open=a.end.isnull().any(),
+    )
+    touches = (per_job["first"] < p1) & (per_job.open | (per_job["last"] >= p0))
+    # NOT on a NULL test is NULL, so a job is dropped only when it provably cannot touch.
+    gone = per_job.filter(~touches).select("job_id")
+    return replace(
+        tables,
+        jobs=tables.jobs.anti_join(gone, "job_id"),
+        attempts=a.anti_join(gone, "job_id"),
+    )
+
+
+def failed_runs(
+    backend: Any,
+    runs: ir.Table,
+    *,
+    carry: tuple[str, ...] = (),
+    unique_diagnoses: bool = False,
+) -> ir.Table:
     """Failed runs with cause, place and lost GPU-hours; ``pkey`` says current or previous.
 
     Columns: pkey, job_id, attempt, user, node_pool, image, category, signature, owner, diag_node,
-    run_gpu_hours, restart_gpu_hours, lost_gpu_hours.
+    run_gpu_hours, restart_gpu_hours, lost_gpu_hours, then the ``carry`` columns of ``runs``.
     """
     failed = runs.filter(runs.fail_here)
-    details = _diagnosis_details(backend)
+    details = _diagnosis_details(backend, unique_diagnoses)
     joined = failed.left_join(
         details, (failed.job_id == details.job_id) & (failed.attempt == details.attempt)
     )
@@ -142,12 +188,41 @@ def failed_runs(backend: Any, runs: ir.Table) -> ir.Table:
         run_gpu_hours=joined.lost_gh.fill_null(0.0),
         restart_gpu_hours=restart,
         lost_gpu_hours=joined.lost_gh.fill_null(0.0) + restart,
+        **{name: joined[name] for name in carry},
     )
     images = _images(backend)
     if images is None:
         return base.mutate(image=ibis.null("string"))
     with_image = base.left_join(images, base.job_id == images.job_id)
     return with_image.select(*[with_image[c] for c in base.columns], image=with_image.image)
+
+
+def loss_facts(tables: KpiTables, window: Window) -> ir.Table:
+    """:func:`failed_runs` of the window and the previous one, from a single pass over the runs.
+
+    Every row also carries ``window_gpu_hours``: all GPU-hours run in the ranked window (the
+    goodput denominator), summed over the same runs by a window function before the failures are
+    filtered, so the total needs no second pass over attempts and jobs. When neither window holds
+    a failure there is no row to carry it: see :func:`window_gpu_hours`.
+    """
+    runs = runs_in(tables, window)
+    current = ibis.ifelse(runs.pkey == CURRENT, runs.gpu_h, 0.0)
+    runs = runs.mutate(window_gpu_hours=current.sum().over(ibis.window()))
+    return failed_runs(
+        tables.backend,
+        runs,
+        carry=("window_gpu_hours",),
+        unique_diagnoses=tables.duplicates.get("diagnoses", 1) == 0,
+    )
+
+
+def window_gpu_hours(tables: KpiTables, window: Window) -> float:
+    """All GPU-hours run in the ranked window, on their own (a full pass over the runs)."""
+    runs = runs_in(tables, window)
+    current = runs.filter(runs.pkey == CURRENT)
+    found = current.aggregate(total=current.gpu_h.sum()).to_pyarrow().to_pylist()
+    value = found[0]["total"] if found else None
+    return float(value) if value is not None else 0.0
 
 
 def attribution(backend: Any, failed: ir.Table) -> ir.Table:

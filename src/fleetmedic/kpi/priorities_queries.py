@@ -3,10 +3,14 @@
 Why so few: compiling an Ibis expression over the run facts costs a noticeable fraction of a
 second and, on Spark, every query has a fixed start-up cost, so per-cause numbers, places and
 tickets are each computed in one query (a UNION of small aggregates) rather than one per metric.
+The three read the failed runs materialized once (:func:`materialized`): deriving them from the
+run facts is the expensive part (a window over every attempt, joins with jobs and diagnoses).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,18 +29,41 @@ def rows(expr: ir.Table) -> list[dict[str, Any]]:
     return list(expr.to_pyarrow().to_pylist())
 
 
+@contextmanager
+def materialized(backend: Any, expr: ir.Table) -> Iterator[ir.Table]:
+    """``expr`` computed once into a temporary table, dropped on exit.
+
+    On DuckDB the temporary table is created and dropped here: ibis 12 renders its own
+    ``DROP TABLE`` without the table name under sqlglot 30, so ``Table.cache()`` could not be
+    released there. Other engines use ``Table.cache()`` (a cached temporary view on Spark).
+    """
+    if backend.name != "duckdb":
+        with expr.cache() as cached:
+            yield cached
+        return
+    name = ibis.util.gen_name("fleetmedic_priorities")
+    table = backend.create_table(name, expr, temp=True)
+    try:
+        yield table
+    finally:
+        backend.raw_sql(f'DROP TABLE IF EXISTS temp.main."{name}"')
+
+
 @dataclass(frozen=True)
 class CauseStats:
     """Per-cause numbers for the ranked window, the previous one's losses, and the fleet total."""
 
     current: list[dict[str, Any]]
     previous: dict[Key, float]
-    total_gpu_hours: float
+    total_gpu_hours: float | None
+    """None when ``failed`` is empty, so nothing carried the total (see ``window_gpu_hours``)."""
 
 
-def cause_stats(failed: ir.Table, runs: ir.Table) -> CauseStats:
+def cause_stats(failed: ir.Table) -> CauseStats:
     """Lost GPU-hours, failures, jobs, users and owner per cause; previous losses; total GPU-hours.
 
+    ``failed`` is :func:`~fleetmedic.kpi.priorities_loss.loss_facts` keyed by ``sig``: the total
+    is its ``window_gpu_hours`` (the same on every row; None when there is no row at all).
     The owner is the one carrying most lost hours in the cause (a diagnosis may refine the
     taxonomy's owner, e.g. a missing image tag is the user's).
     """
@@ -49,11 +76,10 @@ def cause_stats(failed: ir.Table, runs: ir.Table) -> CauseStats:
         users=ibis.ifelse(now, failed.user, ibis.null("string")).nunique(),
         owner=failed.owner.argmax(ibis.ifelse(now, failed.lost_gpu_hours, -1.0)),
     )
-    current_runs = runs.filter(runs.pkey == CURRENT)
-    total = current_runs.aggregate(
+    total = failed.aggregate(
         category=ibis.literal("", "string"),
         sig=ibis.literal("", "string"),
-        lost=current_runs.gpu_h.sum().fill_null(0.0),
+        lost=failed.window_gpu_hours.max(),
         previous=ibis.literal(0.0),
         failures=ibis.literal(-1, "int64"),
         jobs=ibis.literal(0, "int64"),
@@ -71,12 +97,12 @@ def cause_stats(failed: ir.Table, runs: ir.Table) -> CauseStats:
         "owner": "string",
     }
     found = rows(per_cause.cast(schema).union(total.cast(schema)))
-    totals = [r for r in found if r["failures"] == -1]
+    totals = [r["lost"] for r in found if r["failures"] == -1 and r["lost"] is not None]
     causes = [r for r in found if r["failures"] != -1]
     return CauseStats(
         current=[r for r in causes if r["failures"] > 0],
         previous={(r["category"], r["sig"]): float(r["previous"] or 0.0) for r in causes},
-        total_gpu_hours=float(totals[0]["lost"] or 0.0) if totals else 0.0,
+        total_gpu_hours=float(totals[0]) if totals else None,
     )
 
 

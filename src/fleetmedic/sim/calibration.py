@@ -160,8 +160,15 @@ class Calibration(_Strict):
                 for key, value in node.items():
                     walk(f"{prefix}.{key}", value)
 
-        for name in ("hardware", "lemons", "job_mttf_reference", "infra", "user", "recovery",
-                     "scheduler"):
+        for name in (
+            "hardware",
+            "lemons",
+            "job_mttf_reference",
+            "infra",
+            "user",
+            "recovery",
+            "scheduler",
+        ):
             walk(name, getattr(self, name))
         return out
 

@@ -45,7 +45,9 @@ def wall_time_for(work: float, restart: float, interval: float, save: float) -> 
     return restart + work + saves * save
 
 
-def last_save_time(start: float, restart: float, interval: float, save: float, saves: int) -> float | None:
+def last_save_time(
+    start: float, restart: float, interval: float, save: float, saves: int
+) -> float | None:
     """Wall-clock time at which the ``saves``-th save of an attempt completed (None for none)."""
     if saves <= 0 or math.isinf(interval):
         return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -26,37 +26,37 @@ class _Strict(BaseModel):
 class CheckpointPolicy(_Strict):
     """How training jobs checkpoint; each job jitters the interval around ``interval_minutes``."""
 
-    interval_minutes: float = Field(60.0, gt=0, description="mean interval of training jobs")
-    large_interval_minutes: float = Field(30.0, gt=0, description="interval of 256+ GPU jobs")
-    save_minutes: float = Field(1.0, ge=0, description="blocking cost of one save")
-    restart_minutes: float = Field(
-        10.0, ge=0, description="restart overhead u0: placement to first step, loading included"
-    )
+    interval_minutes: Annotated[float, Field(gt=0, description="mean interval, training")] = 60.0
+    large_interval_minutes: Annotated[float, Field(gt=0, description="256+ GPU jobs")] = 30.0
+    save_minutes: Annotated[float, Field(ge=0, description="blocking cost of one save")] = 1.0
+    restart_minutes: Annotated[
+        float, Field(ge=0, description="restart overhead u0: placement to first step")
+    ] = 10.0
 
 
 class Pretrain(_Strict):
     """A long pre-training run that holds a share of the fleet for the whole horizon."""
 
-    share: float = Field(0.25, ge=0, le=0.5, description="fraction of the fleet's GPUs")
-    checkpoint_minutes: float = Field(30.0, gt=0)
+    share: Annotated[float, Field(ge=0, le=0.5, description="fraction of the GPUs")] = 0.25
+    checkpoint_minutes: Annotated[float, Field(gt=0)] = 30.0
 
 
 class SimConfig(_Strict):
     """One simulation scenario. Same config and seed give the same run, bit for bit."""
 
-    gpus: int = Field(4096, description="fleet size in GPUs (8 per node)")
-    days: float = Field(30.0, gt=0, le=366)
-    seed: int = Field(0, ge=0)
+    gpus: Annotated[int, Field(description="fleet size in GPUs (8 per node)")] = 4096
+    days: Annotated[float, Field(gt=0, le=366)] = 30.0
+    seed: Annotated[int, Field(ge=0)] = 0
     heal: HealMode = "off"
     gpu_models: dict[str, float] = Field(default_factory=lambda: {"H100": 0.75, "A100": 0.25})
     profile: Literal["kalos", "seren", "philly", "helios"] = "kalos"
     hardware_profile: Literal["rsc1", "rsc2"] = "rsc1"
-    offered_load: float | None = Field(None, gt=0, le=2.0, description="default: calibration")
-    failure_scale: float = Field(1.0, ge=0, description="multiplies every infrastructure rate")
-    lemon_fraction: float | None = Field(None, ge=0, le=0.5, description="default: calibration")
-    checkpoint: CheckpointPolicy = Field(default_factory=CheckpointPolicy)
-    pretrain: Pretrain = Field(default_factory=Pretrain)
-    workload: bool = Field(True, description="generate the fitted workload (off: pretrain only)")
+    offered_load: Annotated[float | None, Field(gt=0, le=2.0)] = None  # default: calibration
+    failure_scale: Annotated[float, Field(ge=0, description="multiplies infra rates")] = 1.0
+    lemon_fraction: Annotated[float | None, Field(ge=0, le=0.5)] = None  # default: calibration
+    checkpoint: CheckpointPolicy = CheckpointPolicy()
+    pretrain: Pretrain = Pretrain()
+    workload: bool = True  # generate the fitted workload (False: the pre-training run only)
     start: datetime = datetime(2024, 6, 3, tzinfo=UTC)
 
     @field_validator("gpus")

@@ -132,28 +132,62 @@ def _values(ctx: FailureContext, rng: random.Random, clock: _Clock) -> _Fmt:
     glogdate, glogtime = clock.glog(ctx.stop)
     timeout_ms = 600000
     values = _Fmt(
-        host=host, rank=ctx.culprit * GPUS_PER_NODE + local, local_rank=local, gpu=local,
-        world=job.gpus, pid=rng.randint(1000, 60000), pid2=rng.randint(1000, 60000),
-        tid=rng.randint(1000, 60000), ip=f"10.{rng.randint(0, 63)}.{rng.randint(0, 255)}.{rng.randint(2, 254)}",
+        host=host,
+        rank=ctx.culprit * GPUS_PER_NODE + local,
+        local_rank=local,
+        gpu=local,
+        world=job.gpus,
+        pid=rng.randint(1000, 60000),
+        pid2=rng.randint(1000, 60000),
+        tid=rng.randint(1000, 60000),
+        ip=f"10.{rng.randint(0, 63)}.{rng.randint(0, 255)}.{rng.randint(2, 254)}",
         peer_ip=f"10.{rng.randint(0, 63)}.{rng.randint(0, 255)}.{rng.randint(2, 254)}",
-        port=rng.randint(30000, 60000), hex=f"{rng.getrandbits(48):012x}", bus=f"{rng.choice([18, 29, 58, 90, 171, 186, 219, 232]):02x}",
-        repo=repo, tag=tag, image=IMAGE.format(repo=repo, tag=tag), job=job.name, ns=job.team,
-        pod=f"{job.name}-worker-{ctx.culprit}", line=rng.randint(100, 700), line2=rng.randint(20, 400),
-        alloc=f"{rng.uniform(0.25, 8):.2f}", free_mib=rng.randint(3, 900), d1=rng.randint(0, 9),
-        d2=rng.randint(10, 99), seq=rng.randint(1000, 900000), op=rng.choice(["ALLREDUCE", "ALLGATHER", "_REDUCE_SCATTER_BASE", "BROADCAST"]),
-        numel=rng.choice([1, 1048576, 262144000, 632043520]), timeout_ms=timeout_ms,
-        ran_ms=timeout_ms + rng.randint(5, 400), glogdate=glogdate, glogtime=glogtime,
-        dmesg_ts=clock.dmesg(ctx.stop), ts=clock.py(ctx.stop), workers=rng.choice([4, 8, 12, 16]),
-        shard=rng.randint(0, 1023), dataset=rng.choice(["pile-v2", "code-mix", "laion-subset", "asr-en"]),
+        port=rng.randint(30000, 60000),
+        hex=f"{rng.getrandbits(48):012x}",
+        bus=f"{rng.choice([18, 29, 58, 90, 171, 186, 219, 232]):02x}",
+        repo=repo,
+        tag=tag,
+        image=IMAGE.format(repo=repo, tag=tag),
+        job=job.name,
+        ns=job.team,
+        pod=f"{job.name}-worker-{ctx.culprit}",
+        line=rng.randint(100, 700),
+        line2=rng.randint(20, 400),
+        alloc=f"{rng.uniform(0.25, 8):.2f}",
+        free_mib=rng.randint(3, 900),
+        d1=rng.randint(0, 9),
+        d2=rng.randint(10, 99),
+        seq=rng.randint(1000, 900000),
+        op=rng.choice(["ALLREDUCE", "ALLGATHER", "_REDUCE_SCATTER_BASE", "BROADCAST"]),
+        numel=rng.choice([1, 1048576, 262144000, 632043520]),
+        timeout_ms=timeout_ms,
+        ran_ms=timeout_ms + rng.randint(5, 400),
+        glogdate=glogdate,
+        glogtime=glogtime,
+        dmesg_ts=clock.dmesg(ctx.stop),
+        ts=clock.py(ctx.stop),
+        workers=rng.choice([4, 8, 12, 16]),
+        shard=rng.randint(0, 1023),
+        dataset=rng.choice(["pile-v2", "code-mix", "laion-subset", "asr-en"]),
         module=rng.choice(["apex", "flash_attn", "xformers", "transformer_engine"]),
-        mem=f"{rng.uniform(60, 78):.1f}", power=rng.randint(85, 110), vm=rng.randint(10**8, 9 * 10**8),
-        rss=rng.randint(10**8, 5 * 10**8), pgt=rng.randint(100000, 900000),
-        master=f"{job.name}-worker-0", uuid=f"{rng.getrandbits(128):032x}",
+        mem=f"{rng.uniform(60, 78):.1f}",
+        power=rng.randint(85, 110),
+        vm=rng.randint(10**8, 9 * 10**8),
+        rss=rng.randint(10**8, 5 * 10**8),
+        pgt=rng.randint(100000, 900000),
+        master=f"{job.name}-worker-0",
+        uuid=f"{rng.getrandbits(128):032x}",
         pci=f"0000:{rng.choice([18, 29, 58, 90, 171, 186, 219, 232]):02x}:00",
         childtime=clock.at(ctx.stop).strftime("%Y-%m-%d_%H:%M:%S"),
-        resource=rng.choice(["ephemeral-storage", "memory"]), threshold="10Gi",
-        available=f"{rng.randint(1, 9)}Gi", usage=f"{rng.randint(20, 90)}Gi",
-        nodes=0, busy=0, other=0, step=ctx.resumed_step, secs=f"{rng.uniform(5, 60):.1f}",
+        resource=rng.choice(["ephemeral-storage", "memory"]),
+        threshold="10Gi",
+        available=f"{rng.randint(1, 9)}Gi",
+        usage=f"{rng.randint(20, 90)}Gi",
+        nodes=0,
+        busy=0,
+        other=0,
+        step=ctx.resumed_step,
+        secs=f"{rng.uniform(5, 60):.1f}",
     )
     values["seq_prev"] = int(values["seq"]) - 1
     return values
@@ -174,21 +208,53 @@ def cluster_events(ctx: FailureContext) -> list[EventRow]:
     out: list[EventRow] = []
     key = (ctx.job.job_id, ctx.attempt)
     for i, line in enumerate(_dmesg_lines(ctx, spec, values)):
-        out.append(EventRow(ctx.stop + i * 0.001, "kernel", "kernel_log", f"node/{values['host']}",
-                            _kernel_reason(line), line, "error", *key))
+        out.append(
+            EventRow(
+                ctx.stop + i * 0.001,
+                "kernel",
+                "kernel_log",
+                f"node/{values['host']}",
+                _kernel_reason(line),
+                line,
+                "error",
+                *key,
+            )
+        )
     for i, ev in enumerate(_event_items(ctx, spec, values, rng)):
         obj = ev["involvedObject"]
-        ref = f"{obj['kind'].lower()}/{obj['namespace']}/{obj['name']}" if obj.get("namespace") \
+        ref = (
+            f"{obj['kind'].lower()}/{obj['namespace']}/{obj['name']}"
+            if obj.get("namespace")
             else f"{obj['kind'].lower()}/{obj['name']}"
+        )
         sev = "warning" if ev["type"] == "Warning" else "info"
-        out.append(EventRow(ctx.stop + i * 0.001, "k8s", "k8s_event", ref, ev["reason"],
-                            ev["message"], sev, *key))
+        out.append(
+            EventRow(
+                ctx.stop + i * 0.001,
+                "k8s",
+                "k8s_event",
+                ref,
+                ev["reason"],
+                ev["message"],
+                sev,
+                *key,
+            )
+        )
     container = spec.get("container")
     if container:
-        out.append(EventRow(ctx.end, "k8s", "container_terminated",
-                            f"pod/{ns}/{pods[ctx.culprit] if pods else name}", container["reason"],
-                            f"container pytorch terminated: {container['reason']} "
-                            f"(exit code {container['exitCode']})", "error", *key))
+        out.append(
+            EventRow(
+                ctx.end,
+                "k8s",
+                "container_terminated",
+                f"pod/{ns}/{pods[ctx.culprit] if pods else name}",
+                container["reason"],
+                f"container pytorch terminated: {container['reason']} "
+                f"(exit code {container['exitCode']})",
+                "error",
+                *key,
+            )
+        )
     return out
 
 
@@ -210,8 +276,9 @@ def _dmesg_lines(ctx: FailureContext, spec: dict[str, Any], values: _Fmt) -> lis
     return [str(line).format_map(values) for line in lines]
 
 
-def _event_items(ctx: FailureContext, spec: dict[str, Any], values: _Fmt,
-                 rng: random.Random) -> list[dict[str, Any]]:
+def _event_items(
+    ctx: FailureContext, spec: dict[str, Any], values: _Fmt, rng: random.Random
+) -> list[dict[str, Any]]:
     """Kubernetes Event objects (``kubectl get events -o json`` items) of this failure."""
     ns, name, pods = _names(ctx)
     clock = _Clock(ctx.origin)
@@ -223,19 +290,30 @@ def _event_items(ctx: FailureContext, spec: dict[str, Any], values: _Fmt,
         values.update(nodes=total, busy=total - 4, other=4)
     for i, ev in enumerate(spec.get("events") or []):
         kind = {"pod": "Pod", "node": "Node", "job": "Job"}[ev["object"]]
-        target = {"Pod": pods[ctx.culprit] if pods else f"{name}-worker-0", "Node": values["host"],
-                  "Job": name}[kind]
+        target = {
+            "Pod": pods[ctx.culprit] if pods else f"{name}-worker-0",
+            "Node": values["host"],
+            "Job": name,
+        }[kind]
         ts = clock.iso(ctx.stop + i)
         involved: dict[str, Any] = {"apiVersion": "v1", "kind": kind, "name": target}
         if kind != "Node":
             involved["namespace"] = ns
-        items.append({
-            "apiVersion": "v1", "kind": "Event", "type": ev["type"], "reason": ev["reason"],
-            "message": str(ev["message"]).format_map(values), "involvedObject": involved,
-            "firstTimestamp": ts, "lastTimestamp": ts, "count": 1,
-            "source": {"component": ev["component"], "host": values["host"]},
-            "metadata": {"name": f"{target}.{rng.getrandbits(64):016x}", "namespace": ns},
-        })
+        items.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "type": ev["type"],
+                "reason": ev["reason"],
+                "message": str(ev["message"]).format_map(values),
+                "involvedObject": involved,
+                "firstTimestamp": ts,
+                "lastTimestamp": ts,
+                "count": 1,
+                "source": {"component": ev["component"], "host": values["host"]},
+                "metadata": {"name": f"{target}.{rng.getrandbits(64):016x}", "namespace": ns},
+            }
+        )
     return items
 
 
@@ -281,8 +359,14 @@ def _log_pods(ctx: FailureContext, rng: random.Random) -> list[int]:
     return [ctx.culprit, *sorted(peers)]
 
 
-def _pod_log(ctx: FailureContext, spec: dict[str, Any], values: _Fmt, clock: _Clock,
-             rng: random.Random, pod: int) -> str | None:
+def _pod_log(
+    ctx: FailureContext,
+    spec: dict[str, Any],
+    values: _Fmt,
+    clock: _Clock,
+    rng: random.Random,
+    pod: int,
+) -> str | None:
     """One pod's log: start-up, steps until the failure, then what this pod saw of it."""
     tpl = templates()
     culprit = pod == ctx.culprit
@@ -294,24 +378,32 @@ def _pod_log(ctx: FailureContext, spec: dict[str, Any], values: _Fmt, clock: _Cl
     if spec.get("progress") == "none" and not (culprit or peers_mode == "same"):
         return None
     local = values["local_rank"] if culprit else rng.randrange(min(ctx.job.gpus, GPUS_PER_NODE))
-    own = _Fmt(values, rank=pod * GPUS_PER_NODE + local, local_rank=local, gpu=local,
-               host=ctx.nodes[pod], pid=rng.randint(1000, 60000))
+    own = _Fmt(
+        values,
+        rank=pod * GPUS_PER_NODE + local,
+        local_rank=local,
+        gpu=local,
+        host=ctx.nodes[pod],
+        pid=rng.randint(1000, 60000),
+    )
     lines: list[str] = []
     t0 = ctx.start + 2.0
     for i, line in enumerate(tpl["preamble"]):
         lines.append(line.format_map(_Fmt(own, ts=clock.py(t0 + i * 0.4))))
     first_step = ctx.start + ctx.restart
     if ctx.resumed_step:
-        lines.append(tpl["resume"].format_map(_Fmt(own, ts=clock.py(first_step - 1),
-                                                   step=ctx.resumed_step)))
+        lines.append(
+            tpl["resume"].format_map(_Fmt(own, ts=clock.py(first_step - 1), step=ctx.resumed_step))
+        )
     if spec.get("progress") != "none":
         lines.extend(_steps(ctx, own, clock, rng, first_step))
     lines.extend(_ending(ctx, spec, own, clock, rng, culprit, peers_mode))
     return "\n".join(lines) + "\n"
 
 
-def _steps(ctx: FailureContext, own: _Fmt, clock: _Clock, rng: random.Random,
-           first_step: float) -> list[str]:
+def _steps(
+    ctx: FailureContext, own: _Fmt, clock: _Clock, rng: random.Random, first_step: float
+) -> list[str]:
     """Step lines (every ~30-60 s) ending at the stop, with noise and checkpoint lines."""
     tpl = templates()
     interval = rng.uniform(30, 60)
@@ -326,22 +418,51 @@ def _steps(ctx: FailureContext, own: _Fmt, clock: _Clock, rng: random.Random,
         if t < first_step:
             continue
         step = step0 - k * 10
-        out.append(tpl["step"].format_map(_Fmt(
-            own, ts=clock.py(t), step=step, loss=f"{2.2 - step * 1e-5:.4f}",
-            lr=f"{3e-4:.1e}", gnorm=f"{rng.uniform(0.2, 1.5):.3f}", tps=rng.randint(2000, 9000))))
+        out.append(
+            tpl["step"].format_map(
+                _Fmt(
+                    own,
+                    ts=clock.py(t),
+                    step=step,
+                    loss=f"{2.2 - step * 1e-5:.4f}",
+                    lr=f"{3e-4:.1e}",
+                    gnorm=f"{rng.uniform(0.2, 1.5):.3f}",
+                    tps=rng.randint(2000, 9000),
+                )
+            )
+        )
         if rng.random() < 0.25:
             noise = rng.choice(tpl["noise"])
             gd, gt = clock.glog(t + 1)
-            out.append(noise.format_map(_Fmt(
-                own, ts=clock.py(t + 1), glogdate=gd, glogtime=gt, ch=rng.randint(0, 9),
-                next=(int(own["rank"]) + 1) % ctx.job.gpus, next_gpu=(int(own["gpu"]) + 1) % 8,
-                tps=rng.randint(2000, 9000), mfu=rng.randint(30, 55), ms=rng.randint(5, 900),
-                secs=f"{rng.uniform(1, 9):.2f}")))
+            out.append(
+                noise.format_map(
+                    _Fmt(
+                        own,
+                        ts=clock.py(t + 1),
+                        glogdate=gd,
+                        glogtime=gt,
+                        ch=rng.randint(0, 9),
+                        next=(int(own["rank"]) + 1) % ctx.job.gpus,
+                        next_gpu=(int(own["gpu"]) + 1) % 8,
+                        tps=rng.randint(2000, 9000),
+                        mfu=rng.randint(30, 55),
+                        ms=rng.randint(5, 900),
+                        secs=f"{rng.uniform(1, 9):.2f}",
+                    )
+                )
+            )
     return out
 
 
-def _ending(ctx: FailureContext, spec: dict[str, Any], own: _Fmt, clock: _Clock,
-            rng: random.Random, culprit: bool, peers_mode: str) -> list[str]:
+def _ending(
+    ctx: FailureContext,
+    spec: dict[str, Any],
+    own: _Fmt,
+    clock: _Clock,
+    rng: random.Random,
+    culprit: bool,
+    peers_mode: str,
+) -> list[str]:
     tpl = templates()
     out: list[str] = []
     if ctx.category == "hang":
@@ -357,13 +478,19 @@ def _ending(ctx: FailureContext, spec: dict[str, Any], own: _Fmt, clock: _Clock,
             values = _Fmt(own, cuda_error=spec["xid"][ctx.xid]["cuda"])
         out.extend(_block(rng.choice(blocks), values, clock, ctx.stop + 1.0))
         if spec.get("launcher") is not None:
-            out.extend(_block(tpl["launcher"], _Fmt(values, exitcode=spec["launcher"]), clock,
-                              ctx.stop + 2.0))
+            out.extend(
+                _block(
+                    tpl["launcher"], _Fmt(values, exitcode=spec["launcher"]), clock, ctx.stop + 2.0
+                )
+            )
         return out
     if culprit:
         return out
-    delay = {"watchdog": 600.0 + rng.uniform(0, 5), "nccl_error": rng.uniform(2, 30),
-             "sigterm": rng.uniform(1, 5)}.get(peers_mode)
+    delay = {
+        "watchdog": 600.0 + rng.uniform(0, 5),
+        "nccl_error": rng.uniform(2, 30),
+        "sigterm": rng.uniform(1, 5),
+    }.get(peers_mode)
     if delay is None:
         return out
     return _block(tpl["peers"][peers_mode], own, clock, ctx.stop + delay)
@@ -382,13 +509,15 @@ def _monitor(ctx: FailureContext, spec: dict[str, Any], own: _Fmt, clock: _Clock
 
 def _block(text: str, values: _Fmt, clock: _Clock, t: float) -> list[str]:
     gd, gt = clock.glog(t)
-    filled = text.format_map(_Fmt(values, ts=clock.py(t), glogdate=gd, glogtime=gt,
-                                  dmesg_ts=clock.dmesg(t)))
+    filled = text.format_map(
+        _Fmt(values, ts=clock.py(t), glogdate=gd, glogtime=gt, dmesg_ts=clock.dmesg(t))
+    )
     return filled.splitlines()
 
 
-def _pod_object(ctx: FailureContext, spec: dict[str, Any], values: _Fmt,
-                clock: _Clock) -> dict[str, Any]:
+def _pod_object(
+    ctx: FailureContext, spec: dict[str, Any], values: _Fmt, clock: _Clock
+) -> dict[str, Any]:
     """The culprit's pod as ``kubectl get pod -o json`` prints it after the failure."""
     ns, _, _ = _names(ctx)
     per_node = min(ctx.job.gpus, GPUS_PER_NODE)
@@ -404,44 +533,79 @@ def _pod_object(ctx: FailureContext, spec: dict[str, Any], values: _Fmt,
     for key, value in (spec.get("pod") or {}).items():
         status[key] = str(value).format_map(values)
     if state:
-        status["containerStatuses"] = [{
-            "name": "pytorch", "ready": False, "restartCount": 0, "image": values["image"],
-            "state": state,
-        }]
+        status["containerStatuses"] = [
+            {
+                "name": "pytorch",
+                "ready": False,
+                "restartCount": 0,
+                "image": values["image"],
+                "state": state,
+            }
+        ]
     spec_obj: dict[str, Any] = {
-        "containers": [{"name": "pytorch", "image": values["image"],
-                        "resources": {"limits": {"nvidia.com/gpu": str(per_node)}}}],
-        "priorityClassName": {100: "prod-high", 50: "batch-normal"}.get(ctx.job.priority, "batch-low"),
+        "containers": [
+            {
+                "name": "pytorch",
+                "image": values["image"],
+                "resources": {"limits": {"nvidia.com/gpu": str(per_node)}},
+            }
+        ],
+        "priorityClassName": {100: "prod-high", 50: "batch-normal"}.get(
+            ctx.job.priority, "batch-low"
+        ),
     }
     if ctx.category != "scheduling":
         spec_obj["nodeName"] = values["host"]
     return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": values["pod"], "namespace": ns,
-                     "labels": {"app": ctx.job.name, "team": ctx.job.team},
-                     "creationTimestamp": clock.iso(ctx.start)},
-        "spec": spec_obj, "status": status,
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": values["pod"],
+            "namespace": ns,
+            "labels": {"app": ctx.job.name, "team": ctx.job.team},
+            "creationTimestamp": clock.iso(ctx.start),
+        },
+        "spec": spec_obj,
+        "status": status,
     }
 
 
 def _job_object(ctx: FailureContext, clock: _Clock) -> dict[str, Any]:
     ns, name, _ = _names(ctx)
     return {
-        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": ns},
-        "status": {"conditions": [{
-            "type": "Failed", "status": "True", "reason": "DeadlineExceeded",
-            "message": "Job was active longer than specified deadline",
-            "lastTransitionTime": clock.iso(ctx.end)}]},
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": ns},
+        "status": {
+            "conditions": [
+                {
+                    "type": "Failed",
+                    "status": "True",
+                    "reason": "DeadlineExceeded",
+                    "message": "Job was active longer than specified deadline",
+                    "lastTransitionTime": clock.iso(ctx.end),
+                }
+            ]
+        },
     }
 
 
 def _node_object(ctx: FailureContext, values: _Fmt, clock: _Clock) -> dict[str, Any]:
     return {
-        "apiVersion": "v1", "kind": "Node", "metadata": {"name": values["host"]},
-        "status": {"conditions": [{
-            "type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown",
-            "message": "Kubelet stopped posting node status.",
-            "lastTransitionTime": clock.iso(ctx.stop + 40)}]},
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": values["host"]},
+        "status": {
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "Unknown",
+                    "reason": "NodeStatusUnknown",
+                    "message": "Kubelet stopped posting node status.",
+                    "lastTransitionTime": clock.iso(ctx.stop + 40),
+                }
+            ]
+        },
     }
 
 

@@ -37,12 +37,33 @@ STEP_SECONDS = 10.0  # nominal seconds per training step, for the step numbers l
 class Run:
     """The current attempt of a job."""
 
-    __slots__ = ("attempt", "category", "culprit", "detail", "end", "nodes", "priority",
-                 "restart", "saved_before", "start", "status", "stop", "token", "user_side",
-                 "xid")
+    __slots__ = (
+        "attempt",
+        "category",
+        "culprit",
+        "detail",
+        "end",
+        "nodes",
+        "priority",
+        "restart",
+        "saved_before",
+        "start",
+        "status",
+        "stop",
+        "token",
+        "user_side",
+        "xid",
+    )
 
-    def __init__(self, attempt: int, start: float, nodes: tuple[int, ...], priority: int,
-                 restart: float, saved_before: float) -> None:
+    def __init__(
+        self,
+        attempt: int,
+        start: float,
+        nodes: tuple[int, ...],
+        priority: int,
+        restart: float,
+        saved_before: float,
+    ) -> None:
         self.attempt, self.start, self.nodes, self.priority = attempt, start, nodes, priority
         self.restart, self.saved_before = restart, saved_before
         self.stop = self.end = math.inf
@@ -54,9 +75,24 @@ class Run:
 class JobState:
     """Mutable state of one job; also what the scheduler reads while it waits."""
 
-    __slots__ = ("attempts", "ended", "excluded", "first_start", "gpus", "idx", "next_search",
-                 "pool", "priority", "queued_at", "restarts", "run", "saved", "spec", "status",
-                 "team")
+    __slots__ = (
+        "attempts",
+        "ended",
+        "excluded",
+        "first_start",
+        "gpus",
+        "idx",
+        "next_search",
+        "pool",
+        "priority",
+        "queued_at",
+        "restarts",
+        "run",
+        "saved",
+        "spec",
+        "status",
+        "team",
+    )
 
     def __init__(self, spec: JobSpec) -> None:
         self.spec, self.idx, self.gpus, self.pool = spec, spec.idx, spec.gpus, spec.pool
@@ -109,20 +145,42 @@ class SimResult:
     counters: dict[str, int] = field(default_factory=dict)
 
 
-_EXIT = {"image_pull": None, "scheduling": None, "preemption": 143, "timeout": 143,
-         "node_failure": None, "hang": 143, "host_oom": 137, "node_pressure_eviction": 137,
-         "native_crash": 139, "device_assert": 134}
-_REASON = {"preemption": "Preempted", "timeout": "DeadlineExceeded", "host_oom": "OOMKilled",
-           "node_pressure_eviction": "Evicted", "node_failure": "NodeLost",
-           "image_pull": "ImagePullBackOff", "scheduling": "Unschedulable", "hang": "Stalled"}
+_EXIT = {
+    "image_pull": None,
+    "scheduling": None,
+    "preemption": 143,
+    "timeout": 143,
+    "node_failure": None,
+    "hang": 143,
+    "host_oom": 137,
+    "node_pressure_eviction": 137,
+    "native_crash": 139,
+    "device_assert": 134,
+}
+_REASON = {
+    "preemption": "Preempted",
+    "timeout": "DeadlineExceeded",
+    "host_oom": "OOMKilled",
+    "node_pressure_eviction": "Evicted",
+    "node_failure": "NodeLost",
+    "image_pull": "ImagePullBackOff",
+    "scheduling": "Unschedulable",
+    "hang": "Stalled",
+}
 
 
 class Simulation:
     """One run. Inject the observer (how failures are read) and, optionally, the executor."""
 
-    def __init__(self, config: SimConfig, jobs: Sequence[JobSpec], calib: Calibration,
-                 observer: Observer | None = None, executor: Executor | None = None,
-                 progress: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: SimConfig,
+        jobs: Sequence[JobSpec],
+        calib: Calibration,
+        observer: Observer | None = None,
+        executor: Executor | None = None,
+        progress: Callable[[float], None] | None = None,
+    ) -> None:
         self.config, self.calib = config, calib
         self.specs = list(jobs)
         self.jobs = [JobState(s) for s in self.specs]
@@ -134,10 +192,14 @@ class Simulation:
         self.node_names, self.node_pools = self._layout()
         self.node_idx = {n: i for i, n in enumerate(self.node_names)}
         quotas = self._quotas()
-        self.sched = GangScheduler(list(zip(self.node_names, self.node_pools, strict=True)),
-                                   quotas, calib.scheduler.preempt_after_hours.value * 3600)
+        self.sched = GangScheduler(
+            list(zip(self.node_names, self.node_pools, strict=True)),
+            quotas,
+            calib.scheduler.preempt_after_hours.value * 3600,
+        )
         self.heap: list[tuple[float, int, int, int, int]] = []
         self.seq = 0
+        self.tokens = 0
         self.now = 0.0
         self.attempts: list[AttemptRecord] = []
         self.events: list[EventRow] = []
@@ -160,8 +222,9 @@ class Simulation:
         self.pending_timeout = calib.scheduler.pending_timeout_hours.value * 3600
         self.policy: HealPolicy | None = None
         if config.heal != "off":
-            chosen = executor or (SimExecutor(self) if config.heal == "auto"
-                                  else RecordingExecutor())
+            chosen = executor or (
+                SimExecutor(self) if config.heal == "auto" else RecordingExecutor()
+            )
             self.policy = HealPolicy(config.heal, calib, chosen, self.when)
 
     # -- set-up -----------------------------------------------------------------------------
@@ -176,11 +239,17 @@ class Simulation:
     def _quotas(self) -> dict[str, int]:
         shares = load_params().teams.quota_share
         total = sum(shares)
-        return {team: int(self.config.gpus * s / total) for team, s in zip(TEAMS, shares,
-                                                                            strict=False)}
+        return {
+            team: int(self.config.gpus * s / total) for team, s in zip(TEAMS, shares, strict=False)
+        }
 
     def when(self, t: float) -> datetime:
         return self.config.start + timedelta(seconds=t)
+
+    def _token(self) -> int:
+        """A fresh, never reused token: an end event of an earlier attempt can't match a later."""
+        self.tokens += 1
+        return self.tokens
 
     def _push(self, t: float, kind: int, a: int = 0, b: int = 0) -> None:
         self.seq += 1
@@ -195,9 +264,15 @@ class Simulation:
             self._push(self.failures.next_node_failure(idx, 0.0), NODE_FAIL, idx)
         self._push(self.failures.next_storage_incident(0.0), STORAGE)
         next_tick = 0.0
-        handlers = {ARRIVE: self._arrive, END: self._end, NODE_FAIL: self._node_fail,
-                    NODE_REPAIR: self._node_repair, STORAGE: self._storage,
-                    REQUEUE: self._requeue, PENDING_TIMEOUT: self._pending_timeout}
+        handlers = {
+            ARRIVE: self._arrive,
+            END: self._end,
+            NODE_FAIL: self._node_fail,
+            NODE_REPAIR: self._node_repair,
+            STORAGE: self._storage,
+            REQUEUE: self._requeue,
+            PENDING_TIMEOUT: self._pending_timeout,
+        }
         while self.heap and self.heap[0][0] <= horizon:
             t, _, kind, a, b = heapq.heappop(self.heap)
             self.now = t
@@ -213,11 +288,20 @@ class Simulation:
         if self.progress is not None:
             self.progress(1.0)
         return SimResult(
-            config=self.config, jobs=self.specs, states=self.jobs, attempts=self.attempts,
-            events=self.events, truth=self.truth, verdicts=self.verdicts,
-            actions=self.policy.actions if self.policy else [], node_names=self.node_names,
-            node_pools=self.node_pools, lemons=self.failures.lemons, cordoned=self.cordoned,
-            hardware=self.hardware, counters=self.counters,
+            config=self.config,
+            jobs=self.specs,
+            states=self.jobs,
+            attempts=self.attempts,
+            events=self.events,
+            truth=self.truth,
+            verdicts=self.verdicts,
+            actions=self.policy.actions if self.policy else [],
+            node_names=self.node_names,
+            node_pools=self.node_pools,
+            lemons=self.failures.lemons,
+            cordoned=self.cordoned,
+            hardware=self.hardware,
+            counters=self.counters,
         )
 
     def _schedule(self) -> None:
@@ -251,10 +335,19 @@ class Simulation:
         job.run = run
         self._plan(job, run)
         node0 = self.node_names[placement.nodes[0]]
-        self.events.append(EventRow(
-            self.now, "k8s", "k8s_event", f"pod/{spec.team}/{spec.name}-worker-0", "Scheduled",
-            f"Successfully assigned {spec.team}/{spec.name}-worker-0 to {node0}", "info",
-            spec.job_id, run.attempt))
+        self.events.append(
+            EventRow(
+                self.now,
+                "k8s",
+                "k8s_event",
+                f"pod/{spec.team}/{spec.name}-worker-0",
+                "Scheduled",
+                f"Successfully assigned {spec.team}/{spec.name}-worker-0 to {node0}",
+                "info",
+                spec.job_id,
+                run.attempt,
+            )
+        )
 
     def _plan(self, job: JobState, run: Run) -> None:
         """Decide how this attempt ends unless something outside it strikes first."""
@@ -273,7 +366,9 @@ class Simulation:
             status = "timeout" if category == "timeout" else "failed"
             plan = min(plan, (t, t, status, category, "user"))
         elif spec.fate == "cancelled":
-            t = max(now + 1.0, (job.first_start or now) + spec.fate_at)
+            # The user stops the run once it has done enough work (an eval looked good or bad).
+            need = max(1.0, spec.fate_at - job.saved)
+            t = now + ck.wall_time_for(need, run.restart, interval, save)
             plan = min(plan, (t, t, "cancelled", "", ""))
         fault = self.failures.startup_fault(len(run.nodes))
         if fault == "image_pull":
@@ -285,26 +380,38 @@ class Simulation:
         stop = now + dt
         if stop < plan[0]:
             if category == "hang":
-                notice = (self.hang_detect if self.config.heal == "auto"
-                          else self.hang_notice * math.exp(self.rng.gauss(0, 0.8)))
+                notice = (
+                    self.hang_detect
+                    if self.config.heal == "auto"
+                    else self.hang_notice * math.exp(self.rng.gauss(0, 0.8))
+                )
                 plan = (stop, stop + notice, "failed", category, "")
             else:
                 plan = (stop, stop + self.rng.uniform(2, 30), "failed", category, "")
         run.stop, run.end, run.status, run.category, run.detail = plan
         run.user_side = plan[4] == "user"
         run.culprit = self.rng.randrange(len(run.nodes))
-        run.token += 1
+        run.token = self._token()
         self._push(run.end, END, job.idx, run.token)
 
-    def _interrupt(self, idx: int, stop: float, end: float, category: str, culprit: int,
-                   xid: str | None = None, detail: str = "", status: str = "failed") -> None:
+    def _interrupt(
+        self,
+        idx: int,
+        stop: float,
+        end: float,
+        category: str,
+        culprit: int,
+        xid: str | None = None,
+        detail: str = "",
+        status: str = "failed",
+    ) -> None:
         """Something outside the attempt ends it; ignored if its own cause came first."""
         run = self.jobs[idx].run
         if run is None or stop >= run.stop:
             return
         run.stop, run.end, run.status, run.category = stop, end, status, category
         run.culprit, run.xid, run.detail, run.user_side = culprit, xid, detail, False
-        run.token += 1
+        run.token = self._token()
         self._push(end, END, idx, run.token)
 
     def _end(self, idx: int, token: int) -> None:
@@ -340,12 +447,24 @@ class Simulation:
             job.saved = run.saved_before + progress.saved
         last = ck.last_save_time(run.start, run.restart, interval, save, saves)
         category = run.category or None
-        self.attempts.append(AttemptRecord(
-            job.idx, run.attempt, run.nodes, run.start, now, run.status,
-            0 if run.status == "succeeded" else _EXIT.get(run.category, 1),
-            _REASON.get(run.category, "Error") if run.status in INTERRUPTED else
-            ("Completed" if run.status == "succeeded" else "Cancelled"),
-            last, spec.gpus, productive, category if run.status in INTERRUPTED else None))
+        self.attempts.append(
+            AttemptRecord(
+                job.idx,
+                run.attempt,
+                run.nodes,
+                run.start,
+                now,
+                run.status,
+                0 if run.status == "succeeded" else _EXIT.get(run.category, 1),
+                _REASON.get(run.category, "Error")
+                if run.status in INTERRUPTED
+                else ("Completed" if run.status == "succeeded" else "Cancelled"),
+                last,
+                spec.gpus,
+                productive,
+                category if run.status in INTERRUPTED else None,
+            )
+        )
         job.run = None
         if not released:
             self.sched.release(job.idx)
@@ -358,6 +477,8 @@ class Simulation:
             self._requeue(job.idx, 0)
             return
         owner = owner_of(run.category, run.user_side)
+        if job.saved > run.saved_before:
+            job.restarts = 0  # it made progress: the next failure is not a crash loop
         restarted = False
         if self.policy is not None:
             restarted = self.policy.on_failure(now, spec.job_id, run.attempt, verdict, job.restarts)
@@ -377,20 +498,38 @@ class Simulation:
         nodes = tuple(self.node_names[i] for i in run.nodes)
         culprit_node = run.nodes[run.culprit] if run.nodes else None
         ctx = FailureContext(
-            job=spec, attempt=run.attempt, nodes=nodes, start=run.start, stop=min(run.stop,
-                                                                                 self.now),
-            end=self.now, category=run.category, culprit=run.culprit, xid=run.xid,
-            user_side=run.user_side, resumed_step=int(run.saved_before / STEP_SECONDS),
-            origin=self.config.start, seed=self.config.seed, restart=run.restart)
+            job=spec,
+            attempt=run.attempt,
+            nodes=nodes,
+            start=run.start,
+            stop=min(run.stop, self.now),
+            end=self.now,
+            category=run.category,
+            culprit=run.culprit,
+            xid=run.xid,
+            user_side=run.user_side,
+            resumed_step=int(run.saved_before / STEP_SECONDS),
+            origin=self.config.start,
+            seed=self.config.seed,
+            restart=run.restart,
+        )
         rows = cluster_events(ctx)
         self.events.extend(rows)
         lemon = culprit_node is not None and culprit_node in self.failures.lemons
-        self.truth.append(Injected(
-            job_id=spec.job_id, attempt=run.attempt, category=run.category,
-            owner=owner_of(run.category, run.user_side),
-            node=nodes[run.culprit] if nodes else None, detail=run.detail or (
-                f"xid {run.xid}" if run.xid else ""), at=run.stop, end=self.now,
-            gpus=spec.gpus, lemon=lemon and run.category in {"gpu_hardware", "node_failure"}))
+        self.truth.append(
+            Injected(
+                job_id=spec.job_id,
+                attempt=run.attempt,
+                category=run.category,
+                owner=owner_of(run.category, run.user_side),
+                node=nodes[run.culprit] if nodes else None,
+                detail=run.detail or (f"xid {run.xid}" if run.xid else ""),
+                at=run.stop,
+                end=self.now,
+                gpus=spec.gpus,
+                lemon=lemon and run.category in {"gpu_hardware", "node_failure"},
+            )
+        )
         verdict = self.observer(ctx, rows)
         self.verdicts[(spec.job_id, run.attempt)] = verdict
         return verdict
@@ -400,9 +539,19 @@ class Simulation:
         job.ended = self.now
         if status == "succeeded":
             spec = job.spec
-            self.events.append(EventRow(
-                self.now, "k8s", "k8s_event", f"job/{spec.team}/{spec.name}", "Completed",
-                "Job completed", "info", spec.job_id, job.attempts))
+            self.events.append(
+                EventRow(
+                    self.now,
+                    "k8s",
+                    "k8s_event",
+                    f"job/{spec.team}/{spec.name}",
+                    "Completed",
+                    "Job completed",
+                    "info",
+                    spec.job_id,
+                    job.attempts,
+                )
+            )
 
     def _requeue(self, idx: int, _: int) -> None:
         job = self.jobs[idx]
@@ -421,9 +570,22 @@ class Simulation:
         run = Run(job.attempts, self.now, (), job.priority, 0.0, 0.0)
         run.stop = run.end = self.now
         run.status, run.category, run.detail = "failed", "scheduling", "unschedulable request"
-        self.attempts.append(AttemptRecord(job.idx, run.attempt, (), None, self.now, "failed",
-                                           None, "Unschedulable", None, job.gpus, 0.0,
-                                           "scheduling"))
+        self.attempts.append(
+            AttemptRecord(
+                job.idx,
+                run.attempt,
+                (),
+                None,
+                self.now,
+                "failed",
+                None,
+                "Unschedulable",
+                None,
+                job.gpus,
+                0.0,
+                "scheduling",
+            )
+        )
         self._record_failure(job, run)
         self._done(job, "failed")
 
@@ -435,8 +597,11 @@ class Simulation:
         kind, xid = self.failures.hardware_kind()
         self.hardware.append((self.now, idx, kind, xid))
         self.sched.set_up(idx, False)
-        repair = (self.failures.deep_repair_seconds() if idx in self.draining
-                  else self.failures.repair_seconds(kind))
+        repair = (
+            self.failures.deep_repair_seconds()
+            if idx in self.draining
+            else self.failures.repair_seconds(kind)
+        )
         if idx in self.draining:
             self.deep.add(idx)
         self.repair_token[idx] += 1
@@ -464,27 +629,59 @@ class Simulation:
                 delay = self.rng.uniform(5, 60)
             else:
                 delay = self.nccl_timeout if len(run.nodes) > 1 else self.node_lost
-            self._interrupt(job_idx, self.now, self.now + delay, kind, culprit, xid,
-                            "lemon" if idx in self.failures.lemons else "")
+            self._interrupt(
+                job_idx,
+                self.now,
+                self.now + delay,
+                kind,
+                culprit,
+                xid,
+                "lemon" if idx in self.failures.lemons else "",
+            )
 
     def _node_event(self, idx: int, kind: str, xid: str | None) -> None:
         name = self.node_names[idx]
         if kind == "gpu_hardware":
-            self.events.append(EventRow(self.now, "kernel", "kernel_log", f"node/{name}",
-                                        "NVRM_Xid", f"NVRM: Xid (PCI:0000:18:00): {xid}, pid=0",
-                                        "error"))
+            self.events.append(
+                EventRow(
+                    self.now,
+                    "kernel",
+                    "kernel_log",
+                    f"node/{name}",
+                    "NVRM_Xid",
+                    f"NVRM: Xid (PCI:0000:18:00): {xid}, pid=0",
+                    "error",
+                )
+            )
         else:
-            self.events.append(EventRow(self.now, "k8s", "k8s_event", f"node/{name}",
-                                        "NodeNotReady", f"Node {name} status is now: NodeNotReady",
-                                        "warning"))
+            self.events.append(
+                EventRow(
+                    self.now,
+                    "k8s",
+                    "k8s_event",
+                    f"node/{name}",
+                    "NodeNotReady",
+                    f"Node {name} status is now: NodeNotReady",
+                    "warning",
+                )
+            )
 
     def _node_repair(self, idx: int, token: int) -> None:
         if token != self.repair_token[idx]:
             return
         name = self.node_names[idx]
         self.sched.set_up(idx, True)
-        self.events.append(EventRow(self.now, "k8s", "k8s_event", f"node/{name}", "NodeReady",
-                                    f"Node {name} status is now: NodeReady", "info"))
+        self.events.append(
+            EventRow(
+                self.now,
+                "k8s",
+                "k8s_event",
+                f"node/{name}",
+                "NodeReady",
+                f"Node {name} status is now: NodeReady",
+                "info",
+            )
+        )
         if idx in self.deep:
             self.deep.discard(idx)
             self.draining.discard(idx)
@@ -502,16 +699,24 @@ class Simulation:
         self.deep.add(idx)
         self.sched.set_up(idx, False)
         self.repair_token[idx] += 1
-        self._push(self.now + self.failures.deep_repair_seconds(), NODE_REPAIR, idx,
-                   self.repair_token[idx])
+        self._push(
+            self.now + self.failures.deep_repair_seconds(), NODE_REPAIR, idx, self.repair_token[idx]
+        )
 
     def _storage(self, _: int, __: int) -> None:
         for idx in sorted(self.sched.running):
             job = self.jobs[idx]
             if job.run is not None and self.failures.storage_hits(job.gpus):
                 culprit = self.rng.randrange(len(job.run.nodes))
-                self._interrupt(idx, self.now, self.now + self.rng.uniform(1, 120), "storage_io",
-                                culprit, None, "storage incident")
+                self._interrupt(
+                    idx,
+                    self.now,
+                    self.now + self.rng.uniform(1, 120),
+                    "storage_io",
+                    culprit,
+                    None,
+                    "storage incident",
+                )
         self._push(self.failures.next_storage_incident(self.now), STORAGE)
 
     # -- ClusterControl (for SimExecutor) ---------------------------------------------------
@@ -522,16 +727,32 @@ class Simulation:
         self.sched.set_cordoned(idx, True)
         self.cordoned[idx] = "repeated hardware failures"
         name = self.node_names[idx]
-        self.events.append(EventRow(self.now, "k8s", "k8s_event", f"node/{name}",
-                                    "NodeNotSchedulable",
-                                    f"Node {name} status is now: NodeNotSchedulable", "info"))
+        self.events.append(
+            EventRow(
+                self.now,
+                "k8s",
+                "k8s_event",
+                f"node/{name}",
+                "NodeNotSchedulable",
+                f"Node {name} status is now: NodeNotSchedulable",
+                "info",
+            )
+        )
 
     def uncordon_node(self, idx: int) -> None:
         self.sched.set_cordoned(idx, False)
         name = self.node_names[idx]
-        self.events.append(EventRow(self.now, "k8s", "k8s_event", f"node/{name}",
-                                    "NodeSchedulable",
-                                    f"Node {name} status is now: NodeSchedulable", "info"))
+        self.events.append(
+            EventRow(
+                self.now,
+                "k8s",
+                "k8s_event",
+                f"node/{name}",
+                "NodeSchedulable",
+                f"Node {name} status is now: NodeSchedulable",
+                "info",
+            )
+        )
 
     def drain_node(self, idx: int) -> None:
         self.draining.add(idx)
@@ -541,8 +762,12 @@ class Simulation:
         if not node.up:  # already out for an ordinary repair: make it a deep one
             self.deep.add(idx)
             self.repair_token[idx] += 1
-            self._push(self.now + self.failures.deep_repair_seconds(), NODE_REPAIR, idx,
-                       self.repair_token[idx])
+            self._push(
+                self.now + self.failures.deep_repair_seconds(),
+                NODE_REPAIR,
+                idx,
+                self.repair_token[idx],
+            )
             return
         self._deep_repair(idx)
 
@@ -563,10 +788,25 @@ class Simulation:
             if run is None:
                 continue
             spec = job.spec
-            progress = ck.progress_at(min(run.stop, self.now) - run.start, run.restart,
-                                      spec.interval, spec.save)
-            last = ck.last_save_time(run.start, run.restart, spec.interval, spec.save,
-                                     progress.saves)
-            self.attempts.append(AttemptRecord(
-                idx, run.attempt, run.nodes, run.start, None, "running", None, None, last,
-                spec.gpus, progress.done, None))
+            progress = ck.progress_at(
+                min(run.stop, self.now) - run.start, run.restart, spec.interval, spec.save
+            )
+            last = ck.last_save_time(
+                run.start, run.restart, spec.interval, spec.save, progress.saves
+            )
+            self.attempts.append(
+                AttemptRecord(
+                    idx,
+                    run.attempt,
+                    run.nodes,
+                    run.start,
+                    None,
+                    "running",
+                    None,
+                    None,
+                    last,
+                    spec.gpus,
+                    progress.done,
+                    None,
+                )
+            )

@@ -47,8 +47,11 @@ class FailureModel:
         scale = config.failure_scale
         hw = calib.hardware
         r_f = hw.node_failure_rate_per_1000_node_days[config.hardware_profile].value
-        fraction = (config.lemon_fraction if config.lemon_fraction is not None
-                    else calib.lemons.fraction.value)
+        fraction = (
+            config.lemon_fraction
+            if config.lemon_fraction is not None
+            else calib.lemons.fraction.value
+        )
         multiplier = calib.lemons.rate_multiplier.value
         count = round(fraction * config.nodes)
         self.lemons = frozenset(rng.sample(range(config.nodes), count)) if count else frozenset()
@@ -64,12 +67,15 @@ class FailureModel:
         self.xid_cum = _cumulative([r.value for r in hw.xid_share.values()])
         self.repair_median = {k: r.value * 3600.0 for k, r in hw.repair_hours.items()}
         infra = calib.infra
-        self.job_rate = infra.non_hardware_rate_per_1000_node_days.value * scale / PER_1000_NODE_DAYS
+        self.job_rate = (
+            infra.non_hardware_rate_per_1000_node_days.value * scale / PER_1000_NODE_DAYS
+        )
         self.infra_kinds = tuple(infra.share)
         self.infra_cum = _cumulative([r.value for r in infra.share.values()])
         incidents = infra.storage_incidents
-        self.storage_rate = (incidents.per_day_per_1000_nodes.value * config.nodes / 1000.0
-                             * scale / 86400.0)
+        self.storage_rate = (
+            incidents.per_day_per_1000_nodes.value * config.nodes / 1000.0 * scale / 86400.0
+        )
         self.storage_hit = incidents.hit_per_node.value
         self.p_image_pull = infra.startup.image_pull.value * scale
         self.p_rendezvous = infra.startup.rendezvous.value * scale

@@ -35,8 +35,9 @@ def _ratio(a: float, b: float) -> float | None:
     return a / b if b else None
 
 
-def summary(result: SimResult, score: Score | None, calib: Calibration,
-            params: Params) -> dict[str, Any]:
+def summary(
+    result: SimResult, score: Score | None, calib: Calibration, params: Params
+) -> dict[str, Any]:
     """The JSON ``fleetmedic simulate`` prints (DESIGN.md contract fields first)."""
     horizon = result.config.horizon
     allocated = kept = lost = 0.0
@@ -62,10 +63,15 @@ def summary(result: SimResult, score: Score | None, calib: Calibration,
         "false_cordons": false_cordons,
         "lemon": {"precision": _r(precision), "recall": _r(recall), "nodes": len(result.lemons)},
         "ettr_large_jobs": _r(ettr_large_jobs(result)),
-        "config": {k: v for k, v in result.config.model_dump(mode="json").items()
-                   if k in {"gpus", "days", "seed", "heal", "profile", "hardware_profile"}},
-        "period": {"since": _iso(result.config.start),
-                   "until": _iso(result.config.start + timedelta(seconds=horizon))},
+        "config": {
+            k: v
+            for k, v in result.config.model_dump(mode="json").items()
+            if k in {"gpus", "days", "seed", "heal", "profile", "hardware_profile"}
+        },
+        "period": {
+            "since": _iso(result.config.start),
+            "until": _iso(result.config.start + timedelta(seconds=horizon)),
+        },
         "jobs": _jobs(result),
         "attempts": len(result.attempts),
         "gpu_hours": _r(allocated / HOUR, 1),
@@ -100,21 +106,22 @@ def _lemons(result: SimResult) -> tuple[int, int, float | None, float | None]:
 
 
 def ettr_large_jobs(result: SimResult, min_gpus: int = LARGE_GPUS) -> float | None:
-    """Mean per-job ETTR of jobs of ``min_gpus``+ GPUs that started.
+    """Mean per-job ETTR of the jobs of ``min_gpus``+ GPUs that ran to their end or still run.
 
-    Jobs that ended on a user failure are left out: ETTR measures what interruptions and restarts
-    cost a run, and a run the user's bug ended has no such cost to measure.
+    ETTR (Kokolis et al., 2024) = productive time / wall time from first start to the end (or the
+    horizon), re-queue waits included. Jobs whose final status is a failure are left out: they
+    were abandoned (by their user's bug, or by nobody resubmitting them), so their wall time is
+    not that of a run that reached its goal.
     """
     horizon = result.config.horizon
     kept: dict[int, float] = defaultdict(float)
-    user_failed = {t.job_id for t in result.truth if t.owner == "user"}
     for a in result.attempts:
         if a.start is not None and a.gpus >= min_gpus:
             kept[a.job] += a.productive
     values = []
     for idx, productive in kept.items():
         state = result.states[idx]
-        if state.first_start is None or state.spec.job_id in user_failed:
+        if state.first_start is None or state.status in {"failed", "timeout"}:
             continue
         end = state.ended if state.ended is not None else horizon
         if end > state.first_start:
@@ -131,13 +138,16 @@ def calibration(result: SimResult, calib: Calibration, params: Params) -> dict[s
     return {
         "hardware_failures_per_1000_node_days": {
             "simulated": _r(1000 * len(result.hardware) / node_days, 3),
-            "published": r_f, "events": len(result.hardware),
+            "published": r_f,
+            "events": len(result.hardware),
         },
         "job_mttf": _mttf(result, calib),
         "job_status_share": _status_shares(result, profile.outcomes.job_share),
         "gpu_time_share": _gpu_time_shares(result, profile.outcomes.gpu_time_share),
-        "infra_share_of_failed_gpu_time": {"simulated": _r(_infra_share(result), 3),
-                                           "published_acme": 0.82},
+        "infra_share_of_failed_gpu_time": {
+            "simulated": _r(_infra_share(result), 3),
+            "published_acme": 0.82,
+        },
     }
 
 
@@ -164,7 +174,8 @@ def _mttf(result: SimResult, calib: Calibration) -> dict[str, Any]:
     for gpus, published in ((8, ref.gpus_8_days.value * 24), (1024, ref.gpus_1024_hours.value)):
         out[f"gpus_{gpus}"] = {
             "simulated_hours": _r(hours[gpus] / fails[gpus], 1) if fails[gpus] else None,
-            "published_hours": published, "failures": fails[gpus],
+            "published_hours": published,
+            "failures": fails[gpus],
             "job_hours": _r(hours[gpus], 1),
         }
     return out
@@ -184,8 +195,11 @@ def _final_shares(result: SimResult, weight_gpu_time: bool) -> dict[str, float]:
             continue  # the pre-training run is the scenario's, not the fitted workload's
         # Jobs still alive at the horizon count under the fate drawn for them: the traces'
         # shares are over months, where the long runs a short window cuts off did end.
-        final = state.status if state.status in {"succeeded", "failed", "cancelled",
-                                                 "timeout"} else state.spec.fate
+        final = (
+            state.status
+            if state.status in {"succeeded", "failed", "cancelled", "timeout"}
+            else state.spec.fate
+        )
         status = {"timeout": "failed"}.get(final, final)
         if status in {"succeeded", "failed", "cancelled"}:
             totals[status] += time[state.idx] if weight_gpu_time else 1

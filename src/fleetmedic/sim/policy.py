@@ -33,8 +33,13 @@ NOT_RESTARTED = frozenset({"preemption", "scheduling", "unknown"})  # the schedu
 class HealPolicy:
     """Decides and (in auto mode) executes; keeps the actions it took or proposed."""
 
-    def __init__(self, mode: HealMode, calib: Calibration, executor: Executor,
-                 clock: Callable[[float], datetime]) -> None:
+    def __init__(
+        self,
+        mode: HealMode,
+        calib: Calibration,
+        executor: Executor,
+        clock: Callable[[float], datetime],
+    ) -> None:
         self.mode = mode
         self.executor = executor
         self.clock = clock
@@ -51,8 +56,9 @@ class HealPolicy:
     def executes(self) -> bool:
         return self.mode == "auto"
 
-    def on_failure(self, now: float, job_id: str, attempt: int, verdict: Verdict,
-                   restarts: int) -> bool:
+    def on_failure(
+        self, now: float, job_id: str, attempt: int, verdict: Verdict, restarts: int
+    ) -> bool:
         """React to one diagnosed failure; True when the job was restarted (auto only)."""
         because = f"{job_id}#{attempt}"
         if verdict.node and verdict.category in NODE_CATEGORIES:
@@ -103,8 +109,15 @@ class HealPolicy:
         when = self.clock(now)
         key = hashlib.sha256(f"{kind}\x1f{target}\x1f{because}".encode()).hexdigest()[:24]
         self.counts[kind] += 1
-        self.actions.append(Action(
-            action_id=key, kind=kind, target=target, because=(because,),
-            mode="auto" if self.executes else "dry-run",
-            state="done" if self.executes else "proposed", created_at=when, updated_at=when,
-        ))
+        self.actions.append(
+            Action(
+                action_id=key,
+                kind=kind,
+                target=target,
+                because=(because,),
+                mode="auto" if self.executes else "dry-run",
+                state="done" if self.executes else "proposed",
+                created_at=when,
+                updated_at=when,
+            )
+        )

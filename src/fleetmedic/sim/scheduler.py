@@ -5,12 +5,12 @@ decides where GPU time goes:
 
 * jobs of 8+ GPUs take whole nodes, all of them at once or none (gang); smaller jobs share a node,
   best fit, so whole nodes stay free for gangs;
-* one queue per node pool, ordered by priority then arrival; smaller jobs backfill around a
-  blocked one;
-* a team over its quota still runs, but *borrowed*: at low priority, first to be preempted; only
-  jobs inside their team's quota preempt;
+* one queue per node pool, ordered by priority, then jobs inside their team's quota before jobs
+  that would borrow beyond it, then arrival; smaller jobs backfill around a blocked one;
+* a team over its quota still runs (it borrows idle capacity), but only jobs inside their team's
+  quota may preempt, as in Kueue's cohorts;
 * a job that does not fit may preempt running jobs of lower effective priority (lowest priority
-  first, then the most recently started, who lose least). A multi-node job may also preempt
+  first, then the smallest, then the most recently started: who loses least). A multi-node job may also preempt
   smaller jobs of its own priority that have run for 2 hours once it has waited 2 hours, Meta's RSC
   rule that lets large jobs start without draining the cluster (Kokolis et al., 2024).
 
@@ -75,8 +75,10 @@ class Pool:
     whole: set[int] = field(default_factory=set)  # schedulable and fully free
     partial: list[set[int]] = field(default_factory=lambda: [set() for _ in range(GPUS_PER_NODE)])
     free_gpus: int = 0
-    queue: list[tuple[int, float, int]] = field(default_factory=list)  # (-prio, queued_at, idx)
+    queue: list[tuple[int, int, float, int]] = field(default_factory=list)
+    """Keys (-priority, over quota, queued_at, idx), kept sorted."""
     dirty: bool = True
+    last_pass: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +92,9 @@ class Placement:
 class GangScheduler:
     """Node state, queues and the placement pass. The engine owns time and job state."""
 
-    def __init__(self, node_pools: list[tuple[str, str]], quotas: dict[str, int],
-                 preempt_after: float) -> None:
+    def __init__(
+        self, node_pools: list[tuple[str, str]], quotas: dict[str, int], preempt_after: float
+    ) -> None:
         self.nodes = [Node(i, name, pool) for i, (name, pool) in enumerate(node_pools)]
         self.pools: dict[str, Pool] = {}
         for node in self.nodes:
@@ -103,6 +106,7 @@ class GangScheduler:
         self.running: dict[int, Running] = {}
         self.by_pool: dict[str, set[int]] = {name: set() for name in self.pools}
         self.waiting: dict[int, Queued] = {}
+        self.keys: dict[int, tuple[int, int, float, int]] = {}
         self.preempt_after = preempt_after
 
     # -- node bookkeeping -------------------------------------------------------------------
@@ -154,8 +158,10 @@ class GangScheduler:
     # -- queue ------------------------------------------------------------------------------
     def enqueue(self, job: Queued) -> None:
         pool = self.pools[job.pool]
-        bisect.insort(pool.queue, (-job.priority, job.queued_at, job.idx))
+        key = (-job.priority, 0 if self._within_quota(job) else 1, job.queued_at, job.idx)
+        bisect.insort(pool.queue, key)
         self.waiting[job.idx] = job
+        self.keys[job.idx] = key
         pool.dirty = True
 
     def dequeue(self, idx: int) -> None:
@@ -163,7 +169,7 @@ class GangScheduler:
         if job is None:
             return
         pool = self.pools[job.pool]
-        key = (-job.priority, job.queued_at, job.idx)
+        key = self.keys.pop(idx)
         at = bisect.bisect_left(pool.queue, key)
         if at < len(pool.queue) and pool.queue[at] == key:
             pool.queue.pop(at)
@@ -185,7 +191,10 @@ class GangScheduler:
         out: list[Placement] = []
         for name in sorted(self.pools):
             pool = self.pools[name]
-            if pool.dirty and pool.queue:
+            # Time alone can make a job placeable (the 2-hour preemption rule): look again
+            # every SEARCH_BACKOFF even when nothing changed.
+            if pool.queue and (pool.dirty or now - pool.last_pass >= SEARCH_BACKOFF):
+                pool.last_pass = now
                 out.extend(self._pass(pool, now))
             pool.dirty = False
         return out
@@ -196,7 +205,7 @@ class GangScheduler:
         for key in list(pool.queue):
             if pool.free_gpus == 0 and searches >= MAX_SEARCHES:
                 break
-            job = self.waiting[key[2]]
+            job = self.waiting[key[3]]
             nodes = self._free_nodes(pool, job)
             victims: tuple[int, ...] = ()
             if nodes is None and searches < MAX_SEARCHES and job.next_search <= now:
@@ -214,17 +223,14 @@ class GangScheduler:
             out.append(self._allocate(job, nodes, now, victims))
         return out
 
-    def _allocate(self, job: Queued, nodes: tuple[int, ...], now: float,
-                  victims: tuple[int, ...]) -> Placement:
+    def _allocate(
+        self, job: Queued, nodes: tuple[int, ...], now: float, victims: tuple[int, ...]
+    ) -> Placement:
         per_node = min(job.gpus, GPUS_PER_NODE)
         for idx in nodes:
             self._take(job.idx, per_node, idx)
-        quota = self.quotas.get(job.team, 0)
-        used = self.used.get(job.team, 0)
         priority = job.priority
-        if used + job.gpus > quota and priority <= PRIORITY_LOW * 5:
-            priority = min(priority, PRIORITY_LOW)  # borrowed: preemptible by anyone in quota
-        self.used[job.team] = used + job.gpus
+        self.used[job.team] = self.used.get(job.team, 0) + job.gpus
         self.running[job.idx] = Running(priority, now, job.gpus, job.pool, job.team, nodes)
         self.by_pool[job.pool].add(job.idx)
         return Placement(job.idx, nodes, priority, victims)
@@ -280,13 +286,14 @@ class GangScheduler:
                     return True
         return False
 
-    def _cost(self, job: int) -> tuple[int, float]:
+    def _cost(self, job: int) -> tuple[int, int, float]:
+        """Preemption cost: lowest priority first, then the smallest job, then the newest."""
         run = self.running[job]
-        return (run.priority, -run.start)
+        return (run.priority, run.gpus, -run.start)
 
     def _victims(self, pool: Pool, job: Queued, now: float) -> tuple[int, ...] | None:
         """Jobs to preempt so that ``job`` fits, cheapest first; None when it cannot fit."""
-        options: list[tuple[tuple[int, float], int, tuple[int, ...]]] = []
+        options: list[tuple[tuple[int, int, float], int, tuple[int, ...]]] = []
         for idx in pool.nodes:
             node = self.nodes[idx]
             if not node.schedulable or idx in job.excluded:
@@ -306,7 +313,7 @@ class GangScheduler:
                 free += node.jobs[occupant]
             if free < need:
                 continue
-            cost = max((self._cost(o) for o in chosen), default=(-1, 0.0))
+            cost = max((self._cost(o) for o in chosen), default=(-1, 0, 0.0))
             options.append((cost, idx, tuple(chosen)))
         need_nodes = max(1, job.gpus // GPUS_PER_NODE)
         if len(options) < need_nodes:

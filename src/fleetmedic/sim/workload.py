@@ -44,7 +44,7 @@ class JobSpec:
     work: float
     fate: str  # succeeded | cancelled | failed
     fate_category: str | None  # the user failure's taxonomy id when fate == failed
-    fate_at: float  # failed: progress (s of work) at which it fails; cancelled: wall s after 1st start
+    fate_at: float  # failed/cancelled: progress (s of work) at which it fails or is cancelled
     interval: float  # checkpoint interval (s); inf = never checkpoints
     save: float
     restart: float
@@ -75,8 +75,9 @@ def pool_name(gpu_model: str) -> str:
 class _Drawer:
     """Draws job attributes from one profile; vectorised where it matters for speed."""
 
-    def __init__(self, config: SimConfig, params: Params, calib: Calibration,
-                 rng: np.random.Generator) -> None:
+    def __init__(
+        self, config: SimConfig, params: Params, calib: Calibration, rng: np.random.Generator
+    ) -> None:
         self.config, self.params, self.calib, self.rng = config, params, calib, rng
         self.tag = config.run_tag
         self.profile: Profile = params.profiles[config.profile]
@@ -92,8 +93,9 @@ class _Drawer:
         infra = calib.user.infra_share_of_failed_jobs.value
         fail_user = shares["failed"] * (1 - infra)
         self.fates = ("succeeded", "cancelled", "failed")
-        fate_p = np.array([shares["succeeded"] + shares["failed"] * infra, shares["cancelled"],
-                           fail_user])
+        fate_p = np.array(
+            [shares["succeeded"] + shares["failed"] * infra, shares["cancelled"], fail_user]
+        )
         self.fate_p = fate_p / fate_p.sum()
         self.user_cats = tuple(calib.user.share)
         p = np.array([r.value for r in calib.user.share.values()])
@@ -116,11 +118,12 @@ class _Drawer:
         return float(np.mean(gpus * seconds))
 
 
-def _arrival_times(config: SimConfig, params: Params, per_day: float,
-                   rng: np.random.Generator) -> np.ndarray:
+def _arrival_times(
+    config: SimConfig, params: Params, per_day: float, rng: np.random.Generator
+) -> np.ndarray:
     """Non-homogeneous Poisson arrivals: hourly rate = mean x hour shape x weekday x day swing."""
     arrivals = params.arrivals
-    hours = int(math.ceil(config.days * 24))
+    hours = math.ceil(config.days * 24)
     hourly = np.asarray(arrivals.hourly)
     weekday = np.asarray(arrivals.weekday)
     days = hours // 24 + 1
@@ -143,8 +146,9 @@ def _kind(rng: np.random.Generator, gpus: int) -> str:
     return str(rng.choice(["train", "finetune", "eval"], p=[0.7, 0.2, 0.1]))
 
 
-def _checkpointing(config: SimConfig, rng: np.random.Generator, kind: str,
-                   gpus: int) -> tuple[float, float, float]:
+def _checkpointing(
+    config: SimConfig, rng: np.random.Generator, kind: str, gpus: int
+) -> tuple[float, float, float]:
     """(interval, save, restart) seconds; the interval jitters per job around the policy."""
     policy = config.checkpoint
     nodes = max(1, gpus // GPUS_PER_NODE)
@@ -181,15 +185,37 @@ def generate(config: SimConfig, params: Params, calib: Calibration) -> list[JobS
     pools = sorted(drawer.pools)
     pool_p = np.array([drawer.pools[p] for p in pools], dtype=float)
     for i, submit in enumerate(times):
-        jobs.append(_job(config, drawer, rng, len(jobs), float(submit), int(gpus[i]),
-                         drawer.fates[fates[i]], float(seconds[i]), TEAMS[team_of[i]],
-                         pools, pool_p))
+        jobs.append(
+            _job(
+                config,
+                drawer,
+                rng,
+                len(jobs),
+                float(submit),
+                int(gpus[i]),
+                drawer.fates[fates[i]],
+                float(seconds[i]),
+                TEAMS[team_of[i]],
+                pools,
+                pool_p,
+            )
+        )
     return jobs
 
 
-def _job(config: SimConfig, drawer: _Drawer, rng: np.random.Generator, idx: int, submit: float,
-         gpus: int, fate: str, seconds: float, team: str, pools: list[str],
-         pool_p: np.ndarray) -> JobSpec:
+def _job(
+    config: SimConfig,
+    drawer: _Drawer,
+    rng: np.random.Generator,
+    idx: int,
+    submit: float,
+    gpus: int,
+    fate: str,
+    seconds: float,
+    team: str,
+    pools: list[str],
+    pool_p: np.ndarray,
+) -> JobSpec:
     kind = _kind(rng, gpus)
     fits = np.array([drawer.pools[p] >= gpus * 2 for p in pools], dtype=float) * pool_p
     pool = pools[int(rng.choice(len(pools), p=fits / fits.sum()))]
@@ -208,10 +234,23 @@ def _job(config: SimConfig, drawer: _Drawer, rng: np.random.Generator, idx: int,
     priority = PRIORITY_LOW if kind == "eval" else PRIORITY_NORMAL
     user = f"{team}-u{int(rng.zipf(1.6)) % 12:02d}"
     return JobSpec(
-        idx=idx, job_id=f"sim-{drawer.tag}-{idx:06d}", name=f"{team}-{kind}-{idx}",
-        user=user, team=team,
-        kind=kind, gpus=gpus, pool=pool, priority=priority, submit=submit, work=work, fate=fate,
-        fate_category=category, fate_at=fate_at, interval=interval, save=save, restart=restart,
+        idx=idx,
+        job_id=f"sim-{drawer.tag}-{idx:06d}",
+        name=f"{team}-{kind}-{idx}",
+        user=user,
+        team=team,
+        kind=kind,
+        gpus=gpus,
+        pool=pool,
+        priority=priority,
+        submit=submit,
+        work=work,
+        fate=fate,
+        fate_category=category,
+        fate_at=fate_at,
+        interval=interval,
+        save=save,
+        restart=restart,
         gpu_util=_util(drawer.params, float(rng.random())),
     )
 
@@ -226,17 +265,30 @@ def _pretrain(config: SimConfig, drawer: _Drawer, rng: np.random.Generator) -> J
     gpus = nodes * GPUS_PER_NODE
     policy = config.checkpoint
     return JobSpec(
-        idx=0, job_id=pretrain_id(config), name="llm-pretrain-run-0", user="llm-pretrain-u00",
-        team="llm-pretrain", kind="train", gpus=gpus, pool=pool, priority=PRIORITY_HIGH,
-        submit=0.0, work=config.horizon * 4, fate="succeeded", fate_category=None, fate_at=0.0,
-        interval=config.pretrain.checkpoint_minutes * 60, save=policy.save_minutes * 60,
+        idx=0,
+        job_id=pretrain_id(config),
+        name="llm-pretrain-run-0",
+        user="llm-pretrain-u00",
+        team="llm-pretrain",
+        kind="train",
+        gpus=gpus,
+        pool=pool,
+        priority=PRIORITY_HIGH,
+        submit=0.0,
+        work=config.horizon * 4,
+        fate="succeeded",
+        fate_category=None,
+        fate_at=0.0,
+        interval=config.pretrain.checkpoint_minutes * 60,
+        save=policy.save_minutes * 60,
         restart=policy.restart_minutes * 60 * (1 + 0.1 * math.log2(nodes)),
         gpu_util=_util(drawer.params, 0.9),
     )
 
 
-def from_records(records: Sequence[Job], config: SimConfig, calib: Calibration,
-                 params: Params) -> list[JobSpec]:
+def from_records(
+    records: Sequence[Job], config: SimConfig, calib: Calibration, params: Params
+) -> list[JobSpec]:
     """Replay an imported trace: its submissions, sizes, run times and final states.
 
     Times are shifted so the first submission is the run's start; jobs submitted after the horizon
@@ -267,10 +319,11 @@ def from_records(records: Sequence[Job], config: SimConfig, calib: Calibration,
         if job.started_at and job.ended_at and job.ended_at > job.started_at:
             seconds = (job.ended_at - job.started_at).total_seconds()
         fate = {"failed": "failed", "timeout": "failed", "cancelled": "cancelled"}.get(
-            job.status, "succeeded")
+            job.status, "succeeded"
+        )
         team = job.team or TEAMS[len(out) % len(TEAMS)]
-        spec = _job(config, drawer, rng, len(out), submit, gpus, fate, seconds, team, pools,
-                    pool_p)
-        out.append(replace(spec, job_id=f"replay-{drawer.tag}-{job.job_id}",
-                           user=job.user or spec.user))
+        spec = _job(config, drawer, rng, len(out), submit, gpus, fate, seconds, team, pools, pool_p)
+        out.append(
+            replace(spec, job_id=f"replay-{drawer.tag}-{job.job_id}", user=job.user or spec.user)
+        )
     return out

@@ -27,7 +27,8 @@ from typing import Any, BinaryIO, cast
 import yaml
 
 from fleetmedic.model.errors import InputError
-from fleetmedic.model.inputs import Document
+from fleetmedic.model.inputs import Document, FactLine
+from fleetmedic.sources.flight_recorder import analyze, is_flight_recorder
 from fleetmedic.sources.kubernetes_objects import looks_like_kubernetes, to_fact_lines
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -52,7 +53,23 @@ def read_inputs(paths: Iterable[str]) -> list[Document]:
             documents.append(_pipe_document(Path(path)))
         else:
             documents.append(_file_document(Path(path), explicit=True))
-    return documents
+    return documents + _flight_recorder(documents)
+
+
+def _flight_recorder(documents: list[Document]) -> list[Document]:
+    """One document with the cross-rank verdict of the NCCL flight recorder dumps, if any."""
+    dumps: dict[str, Any] = {}
+    for document in documents:
+        if document.kind == "k8s" and not document.facts and os.path.isfile(document.name):
+            with open(document.name, "rb") as stream:
+                obj, _ = _parse(stream.read(MAX_OBJECT_BYTES).decode("utf-8", errors="replace"))
+            if is_flight_recorder(obj):
+                dumps[document.name] = obj
+    facts = analyze(dumps)
+    if not facts:
+        return []
+    first = sorted(dumps)[0]
+    return [Document(name=first, kind="k8s", facts=tuple(FactLine(text=f, line=1) for f in facts))]
 
 
 def _is_stream(path: str) -> bool:
@@ -343,6 +360,8 @@ def _structured(name: str, payload: bytes) -> tuple[Document | None, tuple[str, 
     obj, problem = _parse(text)
     if problem is not None:
         return None, (f"{name}: {problem}; read as plain text",)
+    if is_flight_recorder(obj):
+        return Document(name=name, kind="k8s", facts=()), ()  # read across ranks, below
     if obj is None or not looks_like_kubernetes(obj):
         return None, ()
     return Document(name=name, kind="k8s", facts=tuple(to_fact_lines(obj, text))), ()

@@ -65,8 +65,8 @@ def suspect_node(diag: Diagnosis, nodes: Sequence[str]) -> str | None:
     for item in diag.evidence:
         stem = Path(item.file).stem
         for prefix in ("dmesg-", "node-"):
-            if stem.startswith(prefix) and stem[len(prefix):] in known:
-                return stem[len(prefix):]
+            if stem.startswith(prefix) and stem[len(prefix) :] in known:
+                return stem[len(prefix) :]
         for match in _NODE_REF.finditer(item.text):
             if match.group(1) in known:
                 return match.group(1)
@@ -80,7 +80,8 @@ class DiagnoseObserver:
 
     engine: str = "auto"
     diagnoses: dict[tuple[str, int], tuple[Diagnosis, float, str | None]] = field(
-        default_factory=dict)
+        default_factory=dict
+    )
 
     def __call__(self, ctx: FailureContext, events: Sequence[EventRow]) -> Verdict:
         name = f"{ctx.job.job_id}#{ctx.attempt}"
@@ -136,7 +137,8 @@ FROM _fm_sim_diagnoses
 
 
 def write_diagnoses(
-    store: Store, config: SimConfig,
+    store: Store,
+    config: SimConfig,
     diagnoses: dict[tuple[str, int], tuple[Diagnosis, float, str | None]],
 ) -> int:
     """Bulk-write the diagnoses, stamped with simulated time (so MTTD is meaningful).
@@ -147,24 +149,33 @@ def write_diagnoses(
     keys = sorted(diagnoses)
     rows = [diagnoses[k] for k in keys]
     origin = config.start.astimezone(UTC).replace(tzinfo=None)
-    diag_rows = pa.table({
-        "job_id": [k[0] for k in keys],
-        "attempt": pa.array([k[1] for k in keys], pa.int32()),
-        "category": [d.category for d, _, _ in rows],
-        "owner": [d.owner for d, _, _ in rows],
-        "confidence": pa.array([d.confidence for d, _, _ in rows], pa.float64()),
-        "signature": [d.signature for d, _, _ in rows],
-        "summary": [d.summary for d, _, _ in rows],
-        "evidence": [json.dumps([e.model_dump() for e in d.evidence]) for d, _, _ in rows],
-        "action_kind": [d.action.kind for d, _, _ in rows],
-        "retryable": [d.retryable for d, _, _ in rows],
-        "secondary": [json.dumps([{"category": s.category, "signature": s.signature,
-                                   "summary": s.summary} for s in d.secondary])
-                      for d, _, _ in rows],
-        "node_id": [node for _, _, node in rows],
-        "diagnosed_at": pa.array([origin + timedelta(seconds=t) for _, t, _ in rows],
-                                 pa.timestamp("us")),
-    })
+    diag_rows = pa.table(
+        {
+            "job_id": [k[0] for k in keys],
+            "attempt": pa.array([k[1] for k in keys], pa.int32()),
+            "category": [d.category for d, _, _ in rows],
+            "owner": [d.owner for d, _, _ in rows],
+            "confidence": pa.array([d.confidence for d, _, _ in rows], pa.float64()),
+            "signature": [d.signature for d, _, _ in rows],
+            "summary": [d.summary for d, _, _ in rows],
+            "evidence": [json.dumps([e.model_dump() for e in d.evidence]) for d, _, _ in rows],
+            "action_kind": [d.action.kind for d, _, _ in rows],
+            "retryable": [d.retryable for d, _, _ in rows],
+            "secondary": [
+                json.dumps(
+                    [
+                        {"category": s.category, "signature": s.signature, "summary": s.summary}
+                        for s in d.secondary
+                    ]
+                )
+                for d, _, _ in rows
+            ],
+            "node_id": [node for _, _, node in rows],
+            "diagnosed_at": pa.array(
+                [origin + timedelta(seconds=t) for _, t, _ in rows], pa.timestamp("us")
+            ),
+        }
+    )
     con = store.con
     assert diag_rows.num_rows == len(keys)
     # DuckDB reads ``diag_rows`` by its Python name (replacement scan), as store.writer does.
