@@ -138,13 +138,14 @@ def calibration(seed: int) -> None:
     from fleetmedic.sim import SimConfig, Simulation, generate, load_calibration, load_params
     from fleetmedic.sim.metrics import calibration as figures
     from fleetmedic.sim.metrics import ettr_large_jobs, summary
+    from fleetmedic.workflows.simulate import DiagnoseObserver
 
     calib, params = load_calibration(), load_params()
 
-    def run(config: SimConfig, jobs: list[Any] | None = None) -> Any:
-        return Simulation(
-            config, jobs if jobs is not None else generate(config, params, calib), calib
-        ).run()
+    def run(config: SimConfig, jobs: list[Any] | None = None, diagnose: bool = False) -> Any:
+        workload = jobs if jobs is not None else generate(config, params, calib)
+        observer = DiagnoseObserver() if diagnose else None
+        return Simulation(config, workload, calib, observer=observer).run()
 
     print("## hardware failures per 1000 node-days (12,000 GPUs, 90 days, no workload)")
     for profile, published in (("rsc1", 6.50), ("rsc2", 2.34)):

@@ -175,3 +175,17 @@ def test_nothing_but_nul_bytes() -> None:
 
 def test_empty_and_newline_only_documents() -> None:
     assert run(b"", b"\n" * 10_000, b"\r\n" * 10).category == "unknown"
+
+
+def test_watchdog_lines_about_missing_progress_are_not_progress() -> None:
+    """Lines the progress signature excludes ("no progress since last step N") keep a stall a
+    stall: they must not count as progress in the window scan either."""
+    steps = "\n".join(
+        f"2024-07-01 09:{i // 30:02d}:{(i % 30) * 2:02d},000 INFO [rank0] step {i} loss 1.5"
+        for i in range(300)
+    )
+    late = "\n".join(
+        f"2024-07-01 09:{m:02d}:00,000 WARNING watchdog: no progress since last step 299"
+        for m in range(20, 50)
+    )
+    assert run(f"{steps}\n{late}\n".encode()).category == "hang"

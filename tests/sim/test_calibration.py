@@ -65,3 +65,16 @@ def test_job_status_shares_match_the_trace(small: SimResult) -> None:
         assert row["simulated"] == pytest.approx(row["published"], abs=TOLERANCE["job_share"]), (
             status
         )
+
+
+def test_every_rate_and_scenario_field_is_documented() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "simulator.md").read_text("utf-8")
+    missing = [path for path, _ in load_calibration().rates() if f"`{path}`" not in doc]
+    assert not missing, f"rates not in docs/simulator.md: {missing}"
+    for name, field in SimConfig.model_fields.items():
+        nested = getattr(field.annotation, "model_fields", None)
+        names = [f"{name}.{sub}" for sub in nested] if nested else [name]
+        for entry in names:
+            assert f"`{entry}`" in doc, f"scenario field {entry} not in docs/simulator.md"

@@ -101,6 +101,8 @@ class CompiledCatalog:
                 patterns.append(line_bound(pattern).encode("utf-8"))
                 caseless.append(not sig.case_sensitive)
                 owner.append(index)
+        if not patterns:  # Hyperscan refuses an empty database; nothing to find anyway
+            engine = "regex"
         return owner, build_matcher(patterns, caseless, engine, every_match=every_match)
 
     def matches_from(
@@ -209,6 +211,8 @@ class _LogScanner:
         progress: dict[int, list[Hit]],
     ) -> bool:
         """Record the hit of ``signature`` on the line at ``start``; False for a look-alike."""
+        if start in self.accepted.get(signature, ()):
+            return True  # another pattern of the signature on the same line: one hit per line
         stop = chunk.find(b"\n", end)
         stop = len(chunk) if stop < 0 else stop
         # On a very long line the match can lie past the part of the line kept as text: keep
@@ -316,13 +320,12 @@ class _LogScanner:
             line = region[line_starts[index] : stop].decode("utf-8", "replace")
             if not (regexes[matched[index]].search(line) or any(r.search(line) for r in regexes)):
                 continue
-            if any(x.search(line) for x in excludes):
-                continue
             ts = parse_line_time(line, self.year)
-            if ts is not None:
-                kept.append(Hit(signature, self.result.doc, base + index, line[:MAX_TEXT], ts, {}))
-                if len(kept) == PROGRESS_KEPT:
-                    break
+            if ts is None or any(x.search(line) for x in excludes):
+                continue
+            kept.append(Hit(signature, self.result.doc, base + index, line[:MAX_TEXT], ts, {}))
+            if len(kept) == PROGRESS_KEPT:
+                break
         kept.reverse()
         return kept
 

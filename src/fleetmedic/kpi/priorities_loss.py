@@ -16,7 +16,6 @@ Everything stays relational (no pandas, no Python loop over rows), so it runs on
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import ibis
@@ -119,35 +118,7 @@ def _images(backend: Any) -> ir.Table | None:
 
 def runs_in(tables: KpiTables, window: Window) -> ir.Table:
     """Run facts for the window and the one before it, ``pkey`` naming which."""
-    windows = epoch_windows(window)
-    return run_facts(_touching(tables, windows[0].p0, windows[-1].p1), windows, None)
-
-
-def _touching(tables: KpiTables, p0: float, p1: float) -> KpiTables:
-    """The tables without the jobs whose attempts all lie outside ``[p0, p1)``.
-
-    The run facts number a job's attempts with a window over all of them, so a job is kept or
-    dropped whole, and only when its attempts prove it cannot touch the period: no run starts
-    before ``p1``, or every attempt ended and nothing (end, start, next attempt's start) reaches
-    ``p0``. That is the run facts' own overlap test with each run's reach bounded by the job's
-    latest timestamp, so the facts of the kept runs are unchanged; it only spares the window and
-    the joins the jobs that ended long before the period (most of a long history). Jobs without
-    attempt rows are kept: they are runs of their own.
-    """
-    a = tables.attempts
-    per_job = a.group_by("job_id").aggregate(
-        first=a.start.fill_null(a.end).min(),
-        last=ibis.greatest(a.start, a.end).max(),
-        open=a.end.isnull().any(),
-    )
-    touches = (per_job["first"] < p1) & (per_job.open | (per_job["last"] >= p0))
-    # NOT on a NULL test is NULL, so a job is dropped only when it provably cannot touch.
-    gone = per_job.filter(~touches).select("job_id")
-    return replace(
-        tables,
-        jobs=tables.jobs.anti_join(gone, "job_id"),
-        attempts=a.anti_join(gone, "job_id"),
-    )
+    return run_facts(tables, epoch_windows(window), None)
 
 
 def failed_runs(

@@ -35,9 +35,12 @@ def materialized(backend: Any, expr: ir.Table) -> Iterator[ir.Table]:
 
     On DuckDB the temporary table is created and dropped here: ibis 12 renders its own
     ``DROP TABLE`` without the table name under sqlglot 30, so ``Table.cache()`` could not be
-    released there. Other engines use ``Table.cache()`` (a cached temporary view on Spark).
+    released there. Other engines use ``Table.cache()`` (a cached temporary view on Spark), after
+    registering the in-memory tables ``expr`` reads (the run facts' windows): ibis 12's Spark
+    cache compiles the query without doing so, unlike every other way of executing it.
     """
     if backend.name != "duckdb":
+        backend._run_pre_execute_hooks(expr)
         with expr.cache() as cached:
             yield cached
         return

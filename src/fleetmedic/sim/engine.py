@@ -142,6 +142,7 @@ class SimResult:
     lemons: frozenset[int]
     cordoned: dict[int, str]
     hardware: list[tuple[float, int, str, str | None]]
+    node_up: list[bool] = field(default_factory=list)  # at the horizon
     counters: dict[str, int] = field(default_factory=dict)
 
 
@@ -301,6 +302,7 @@ class Simulation:
             lemons=self.failures.lemons,
             cordoned=self.cordoned,
             hardware=self.hardware,
+            node_up=[node.up for node in self.sched.nodes],
             counters=self.counters,
         )
 

@@ -174,7 +174,7 @@ def _mttf(result: SimResult, calib: Calibration) -> dict[str, Any]:
     for gpus, published in ((8, ref.gpus_8_days.value * 24), (1024, ref.gpus_1024_hours.value)):
         out[f"gpus_{gpus}"] = {
             "simulated_hours": _r(hours[gpus] / fails[gpus], 1) if fails[gpus] else None,
-            "published_hours": published,
+            "published_hours": round(published, 1),
             "failures": fails[gpus],
             "job_hours": _r(hours[gpus], 1),
         }

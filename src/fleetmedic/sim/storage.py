@@ -140,7 +140,10 @@ def _nodes(result: SimResult) -> pa.Table:
             "gpus": pa.array([8] * len(names), pa.int32()),
             "pool": pools,
             "labels": labels,
-            "conditions": [json.dumps({"Ready": "True"})] * len(names),
+            "conditions": [
+            json.dumps({"Ready": "True" if up else "False"})
+            for up in (result.node_up or [True] * len(names))
+        ],
             "cordoned": cordoned,
             "cordon_reason": [result.cordoned.get(i) for i in range(len(names))],
             "first_seen": _times(config.start, [0.0] * len(names)),
