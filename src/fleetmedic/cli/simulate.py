@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -12,11 +10,10 @@ from typing import Any
 import typer
 import yaml
 from pydantic import ValidationError
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from fleetmedic.cli.app import app, fail
-from fleetmedic.cli.output import print_json, stderr, stdout
+from fleetmedic.cli.output import print_json, progress_bars, stdout
 from fleetmedic.model.errors import FleetmedicError
 from fleetmedic.sim.config import SimConfig, describe_error
 from fleetmedic.store import default_db_path
@@ -46,31 +43,6 @@ def _config(path: Path | None, flags: dict[str, Any]) -> SimConfig:
         return SimConfig(**values)
     except ValidationError as exc:
         fail(describe_error(exc))
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[str, float], None] | None]:
-    """Rich progress bars on stderr when it is a terminal; nothing otherwise."""
-    if not enabled:
-        yield None
-        return
-    bars = Progress(
-        TextColumn("{task.description:<9}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>5.1f}%"),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
-    )
-    tasks: dict[str, TaskID] = {}
-
-    def update(stage: str, fraction: float) -> None:
-        if stage not in tasks:
-            tasks[stage] = bars.add_task(stage, total=1.0)
-        bars.update(tasks[stage], completed=fraction)
-
-    with bars:
-        yield update
 
 
 @app.command()
@@ -109,7 +81,7 @@ def simulate(
     if replay is not None and not replay.is_file():
         fail(f"--replay: no database at {replay}")
     try:
-        with _progress(sys.stderr.isatty()) as progress:
+        with progress_bars(sys.stderr.isatty()) as progress:
             result, _ = run_simulation(
                 chosen, None if no_store else db, replay=replay, progress=progress
             )

@@ -13,7 +13,15 @@ from fleetmedic.report.data import ReportData, gather
 from fleetmedic.report.html import render_html
 from fleetmedic.report.png import find_browser, write_pngs
 
-__all__ = ["Chart", "ReportData", "WrittenReport", "build_charts", "gather", "write_report"]
+__all__ = [
+    "Chart",
+    "ReportData",
+    "WrittenReport",
+    "build_charts",
+    "gather",
+    "write_page",
+    "write_report",
+]
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,13 @@ def write_report(
     """
     browser = find_browser() if png_dir is not None else None
     data = gather(backend, since, until, limit=limit)
+    return write_page(data, out, png_dir=png_dir, browser=browser)
+
+
+def write_page(
+    data: ReportData, out: Path, *, png_dir: Path | None = None, browser: str | None = None
+) -> WrittenReport:
+    """Render gathered report data to ``out`` (and PNGs), for callers that also use the data."""
     charts = build_charts(data)
     page = render_html(data, charts)
     try:

@@ -1,0 +1,77 @@
+"""``fleetmedic demo``: simulate a month of a GPU platform and show what fleetmedic makes of it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from fleetmedic.cli.app import app, fail
+from fleetmedic.cli.output import progress_bars, stdout
+from fleetmedic.workflows.demo import DemoResult, run_demo
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+@app.command()
+def demo(
+    out: Annotated[
+        Path, typer.Option(help="Folder for the store and the report (replaced if present).")
+    ] = Path("fleetmedic-demo"),
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Open the web dashboard on the result.")
+    ] = False,
+) -> None:
+    """Simulate a month of a 2,048-GPU platform, diagnose every failure, measure, rank, report.
+
+    No cluster and no server: everything runs here and lands in OUT (fleetmedic.duckdb and
+    report.html). The last line printed is the report's path.
+    """
+    if serve:
+        fail("--serve needs the web dashboard (fleetmedic serve), which this release does not have")
+    with progress_bars(sys.stderr.isatty()) as progress:
+        result = run_demo(out, progress=progress)
+    _summary(result)
+    stdout.print(str(result.report))
+
+
+def _summary(result: DemoResult) -> None:
+    sim, head = result.simulation, result.data.headline
+    stdout.print(Text("fleetmedic demo: one simulated month of a 2,048-GPU platform", style="bold"))
+    stdout.print(
+        f"jobs {head.jobs:,}   failures {head.failures:,}   GPU-hours {head.gpu_hours:,.0f}   "
+        f"lost {head.gpu_hours_lost:,.0f}   goodput {_pct(head.goodput)}   ETTR {_pct(head.ettr)}"
+    )
+    stdout.print(
+        f"diagnosis accuracy against the injected causes: {_pct(sim.get('diagnosis_accuracy'))}   "
+        f"lemon nodes found: precision {_pct(sim['lemon']['precision'])}, "
+        f"recall {_pct(sim['lemon']['recall'])}"
+    )
+    causes = Table(title="Top causes by GPU-hours lost", title_justify="left")
+    for column in ("cause", "owner", "GPU-h lost", "jobs", "where"):
+        causes.add_column(column, justify="right" if column in ("GPU-h lost", "jobs") else "left")
+    for row in result.data.priorities.rows[:5]:
+        causes.add_row(
+            row.cause, row.team, f"{row.gpu_hours_lost:,.0f}", str(row.jobs_affected), row.where
+        )
+    stdout.print(causes)
+    nodes = Table(title="Worst nodes", title_justify="left")
+    for column in ("node", "pool", "failures", "GPU-h lost"):
+        nodes.add_column(
+            column, justify="right" if column in ("failures", "GPU-h lost") else "left"
+        )
+    for node in result.data.worst_nodes[:5]:
+        nodes.add_row(
+            node.node_id, node.pool or "", str(node.failures), f"{node.gpu_hours_lost:,.0f}"
+        )
+    stdout.print(nodes)
+    stdout.print(
+        f"Next: open {result.report} in a browser; explore with "
+        f"`fleetmedic kpi --db {result.db}` and `fleetmedic priorities --db {result.db}`."
+    )
