@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 import fleetmedic.sources.traces as traces
-from fleetmedic.cli.importer import _Bars
+from fleetmedic.cli.import_ import _Bars
 from fleetmedic.sources.traces import import_traces, registry
 from fleetmedic.store import Store
 
