@@ -90,6 +90,23 @@ _MD_HEAD = (
 )
 
 
+def table_cells(row: PriorityRow) -> tuple[object, ...]:
+    """A row's cells in table order (Markdown here, HTML in the report); None is an empty cell."""
+    return (
+        row.rank,
+        row.cause,
+        row.team,
+        f"{row.gpu_hours_lost:,.1f}",
+        row.failures,
+        row.jobs_affected,
+        row.users_affected,
+        row.tickets,
+        trend_label(row),
+        f"{row.gain_goodput_points:.2f}",
+        row.where or None,
+    )
+
+
 def to_markdown(report: PriorityReport) -> str:
     lines = [
         f"**Priorities** {_md_cell(_header(report))}",
@@ -98,19 +115,7 @@ def to_markdown(report: PriorityReport) -> str:
         "|" + "|".join("---:" if i in {0, 3, 4, 5, 6, 7, 9} else "---" for i in range(11)) + "|",
     ]
     for row in report.rows:
-        cells = (
-            row.rank,
-            row.cause,
-            row.team,
-            f"{row.gpu_hours_lost:,.1f}",
-            row.failures,
-            row.jobs_affected,
-            row.users_affected,
-            row.tickets,
-            trend_label(row),
-            f"{row.gain_goodput_points:.2f}",
-            row.where or None,
-        )
+        cells = table_cells(row)
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -17,7 +17,7 @@ from string import Template
 from plotly.offline import get_plotlyjs
 
 import fleetmedic
-from fleetmedic.kpi.priorities_format import trend_label
+from fleetmedic.kpi.priorities_format import table_cells
 from fleetmedic.kpi.priorities_model import PriorityReport
 from fleetmedic.report.charts import Chart
 from fleetmedic.report.data import Headline, ReportData
@@ -98,19 +98,7 @@ def priorities_table(report: PriorityReport) -> str:
     )
     body = []
     for row in report.rows:
-        cells = (
-            row.rank,
-            row.cause,
-            row.team,
-            f"{row.gpu_hours_lost:,.1f}",
-            row.failures,
-            row.jobs_affected,
-            row.users_affected,
-            "—" if row.tickets is None else row.tickets,
-            trend_label(row),
-            f"{row.gain_goodput_points:.2f}",
-            row.where or "—",
-        )
+        cells = ["—" if cell is None else cell for cell in table_cells(row)]
         body.append(
             "<tr>"
             + "".join(
