@@ -43,19 +43,11 @@ from fleetmedic.sources.traces.base import (
     sort_reasons,
 )
 from fleetmedic.sources.traces.files import check_file
-from fleetmedic.sources.traces.sql import lit, session_time_zone
+from fleetmedic.sources.traces.sql import json_objects, lit, session_time_zone
 from fleetmedic.store.writer import Staged
 
 EXPECTED = "a Kubernetes List (kubectl get pods,jobs,events,nodes -A -o json)"
 KINDS = ("Pod", "Job", "Event", "Node")
-
-
-def _objects(path: Path) -> str:
-    size = max(path.stat().st_size + 1024, 16 << 20)
-    return (
-        f"read_json_objects({lit(str(path))}, format = 'auto', "
-        f"maximum_object_size = {min(size, 1 << 31)})"
-    )
 
 
 @register
@@ -67,7 +59,7 @@ class KubernetesDumpImporter(TraceImporter):
         check_file(path, "json", EXPECTED)
         try:
             rows = ctx.con.execute(
-                f"SELECT json ->> 'kind', json_type(json -> 'items') FROM {_objects(path)}"
+                f"SELECT json ->> 'kind', json_type(json -> 'items') FROM {json_objects(path)}"
             ).fetchall()
         except duckdb.Error as exc:
             raise InputError(f"{path}: not valid JSON: {str(exc).splitlines()[0]}") from None
@@ -103,7 +95,7 @@ def _items(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     """One row per item with its kind, namespace, name and a first verdict (``_why``)."""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {CLEAN} AS
-        WITH docs AS (SELECT json FROM {_objects(path)}),
+        WITH docs AS (SELECT json FROM {json_objects(path)}),
         items AS (
             SELECT unnest(from_json(json -> 'items', '["JSON"]')) AS item FROM docs
             WHERE json_type(json -> 'items') = 'ARRAY'

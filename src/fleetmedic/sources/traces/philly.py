@@ -30,7 +30,14 @@ from fleetmedic.sources.traces.base import (
     sort_reasons,
 )
 from fleetmedic.sources.traces.files import check_file
-from fleetmedic.sources.traces.sql import case_map, first_reason, lit, present, session_time_zone
+from fleetmedic.sources.traces.sql import (
+    case_map,
+    first_reason,
+    json_objects,
+    lit,
+    present,
+    session_time_zone,
+)
 from fleetmedic.sources.traces.sql import value as typed
 from fleetmedic.store.writer import Staged
 
@@ -48,14 +55,6 @@ _RAW = "_fm_philly_raw"
 _ATT = "_fm_philly_attempts"
 
 
-def _objects(path: Path) -> str:
-    size = max(path.stat().st_size + 1024, 16 << 20)
-    return (
-        f"read_json_objects({lit(str(path))}, format = 'auto', "
-        f"maximum_object_size = {min(size, 1 << 31)})"
-    )
-
-
 @register
 class PhillyImporter(TraceImporter):
     name = "philly"
@@ -65,7 +64,7 @@ class PhillyImporter(TraceImporter):
         check_file(path, "json", EXPECTED)
         try:
             rows = ctx.con.execute(
-                f"SELECT json_keys(json) FROM {_objects(path)} "
+                f"SELECT json_keys(json) FROM {json_objects(path)} "
                 f"WHERE json_type(json) = 'OBJECT' LIMIT 100"
             ).fetchall()
         except duckdb.Error as exc:
@@ -103,7 +102,7 @@ def _read(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         f"""CREATE OR REPLACE TEMP TABLE {_RAW} AS
         SELECT json, from_json(json -> 'attempts', '{_ATTEMPTS_TYPE}') AS attempts,
                {typed("json ->> 'submitted_time'", "time")} AS submitted_at
-        FROM {_objects(path)}"""
+        FROM {json_objects(path)}"""
     )
     start, end = "a.start_time", "a.end_time"
     con.execute(

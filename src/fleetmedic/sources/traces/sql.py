@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Literal
 
 import duckdb
@@ -23,6 +24,16 @@ NULL_TOKENS: tuple[str, ...] = ("", "None", "none", "NaN", "nan", "null", "NULL"
 def lit(value: str) -> str:
     """A SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def json_objects(path: Path) -> str:
+    """A table function over the JSON values of ``path``, whatever their size (Philly's one big
+    array, a ``kubectl get -o json`` List): DuckDB's object-size limit is raised to the file's."""
+    size = max(path.stat().st_size + 1024, 16 << 20)
+    return (
+        f"read_json_objects({lit(str(path))}, format = 'auto', "
+        f"maximum_object_size = {min(size, 1 << 31)})"
+    )
 
 
 def ident(name: str) -> str:
