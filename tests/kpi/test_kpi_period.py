@@ -23,8 +23,11 @@ def test_jobs_spanning_the_boundary_count_only_overlapping_gpu_hours(fleet: Flee
     k = fleet.kpis(since=10, until=20)
     assert k["jobs"]["total"] == 2
     assert k["gpu_hours"]["total"] == pytest.approx(24.0)
-    assert k["period"] == {"since": "2024-01-01T10:00:00", "until": "2024-01-01T20:00:00",
-                           "hours": 10.0}
+    assert k["period"] == {
+        "since": "2024-01-01T10:00:00",
+        "until": "2024-01-01T20:00:00",
+        "hours": 10.0,
+    }
 
 
 def test_running_job_is_clipped_at_until_or_now(fleet: Fleet) -> None:
@@ -72,7 +75,9 @@ def test_clock_skew_gives_zero_duration_and_is_counted(fleet: Fleet) -> None:
     assert k["gpu_hours"]["total"] == pytest.approx(6.0)
     dq = k["data_quality"]
     assert (dq["clock_skew_jobs"], dq["clock_skew_attempts"], dq["negative_queue_wait_jobs"]) == (
-        1, 1, 1,
+        1,
+        1,
+        1,
     )
     # waits: early 0 (clamped), ok 0, a 0, skew 5 -> p50 of [0, 0, 0, 5] = 0
     assert k["queue_wait_hours"]["p50"] == 0.0
@@ -93,15 +98,19 @@ def test_duplicate_rows_do_not_double_count() -> None:
     con = duckdb.connect()
     con.execute(
         "CREATE TABLE jobs (job_id VARCHAR, num_gpus DOUBLE, submitted_at TIMESTAMP,"
-        " started_at TIMESTAMP, ended_at TIMESTAMP, status VARCHAR, \"user\" VARCHAR)"
+        ' started_at TIMESTAMP, ended_at TIMESTAMP, status VARCHAR, "user" VARCHAR)'
     )
-    rows = [("a", 2, at(0), at(0), at(5), "succeeded", "u"),
-            ("b", 1, at(0), at(1), at(3), "failed", "u")]
+    rows = [
+        ("a", 2, at(0), at(0), at(5), "succeeded", "u"),
+        ("b", 1, at(0), at(1), at(3), "failed", "u"),
+    ]
     for _ in range(2):
         con.executemany("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
     con.execute("INSERT INTO jobs VALUES ('a', 2, ?, ?, NULL, 'running', 'u')", [at(0), at(0)])
-    con.execute("CREATE TABLE attempts (job_id VARCHAR, attempt BIGINT, started_at TIMESTAMP,"
-                " ended_at TIMESTAMP, status VARCHAR)")
+    con.execute(
+        "CREATE TABLE attempts (job_id VARCHAR, attempt BIGINT, started_at TIMESTAMP,"
+        " ended_at TIMESTAMP, status VARCHAR)"
+    )
     for _ in range(3):
         con.execute("INSERT INTO attempts VALUES ('b', 1, ?, ?, 'failed')", [at(1), at(3)])
     k = compute_kpis(ibis.duckdb.from_connection(con), now=at(10))
@@ -111,7 +120,10 @@ def test_duplicate_rows_do_not_double_count() -> None:
     assert k["gpu_hours"]["total"] == pytest.approx(12.0)
     assert k["failures"]["count"] == 1
     assert k["data_quality"]["duplicate_rows"] == {
-        "jobs": 3, "attempts": 2, "nodes": 0, "diagnoses": 0,
+        "jobs": 3,
+        "attempts": 2,
+        "nodes": 0,
+        "diagnoses": 0,
     }
 
 
@@ -149,3 +161,23 @@ def test_aware_datetimes_are_converted_to_utc(fleet: Fleet) -> None:
     k = compute_kpis(fleet.store, since, None, now=at(10))
     assert k["period"]["since"] == "2024-01-01T05:00:00"
     assert k["gpu_hours"]["total"] == pytest.approx(5.0)
+
+
+def test_a_snapshot_with_running_jobs_is_not_stretched_to_today() -> None:
+    """A simulation or trace that ended with a job still running: the period ends with the data."""
+    from datetime import datetime
+
+    from fleetmedic.store import Store
+
+    with Store() as store:
+        store.con.execute(
+            "INSERT INTO jobs (job_id, num_gpus, submitted_at, started_at, ended_at, status) VALUES "
+            "('done', 8, '2024-01-01 00:00:00', '2024-01-01 00:00:00', '2024-01-01 10:00:00', 'succeeded'), "
+            "('open', 8, '2024-01-01 00:00:00', '2024-01-01 00:00:00', NULL, 'running')"
+        )
+        snapshot = compute_kpis(store, now=datetime(2026, 1, 1))
+        live = compute_kpis(store, now=datetime(2024, 1, 1, 20))
+    # Snapshot: both jobs measured over the 10 h (+1 s) of data: about 160 GPU-hours.
+    assert abs(snapshot["gpu_hours"]["total"] - 160.0) < 0.1
+    # Live (now is 10 h after the last timestamp): the running job runs on to now, 20 h in all.
+    assert abs(live["gpu_hours"]["total"] - (80.0 + 160.0)) < 0.1

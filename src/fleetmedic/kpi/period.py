@@ -90,6 +90,10 @@ def iso(seconds: float) -> str:
     return to_datetime(seconds).isoformat(timespec="seconds")
 
 
+# A store whose newest timestamp is older than this is a snapshot (a trace, a simulation), not live.
+LIVE_WITHIN = 2 * 24 * 3600.0
+
+
 def resolve_period(
     tables: KpiTables,
     since: datetime | date | str | None,
@@ -99,8 +103,10 @@ def resolve_period(
     """Fill in missing bounds from the data: the first timestamp, and the last one or *now*.
 
     Without ``until`` the period ends just after the latest timestamp in the data (+1 s), or at
-    *now* when some job is still running or pending: running jobs are clipped at now, and a
-    finished historical trace is not diluted by the years since it ended.
+    *now* when some job is still running or pending and the data is live (its latest timestamp
+    within :data:`LIVE_WITHIN` of now): running jobs are clipped at now. A historical trace or a
+    simulation, whose unfinished jobs stopped being observed when it ended, is not diluted by the
+    time since.
     """
     start = to_epoch(since) if since is not None else None
     end = to_epoch(until) if until is not None else None
@@ -110,7 +116,8 @@ def resolve_period(
         if end is None:
             # One second past the last timestamp, so that instant is inside the [start, end).
             last = hi + 1.0 if hi is not None else now_s
-            end = max(last, now_s if open_jobs else -FOREVER)
+            live = open_jobs and now_s - last <= LIVE_WITHIN
+            end = max(last, now_s if live else -FOREVER)
         if start is None:
             start = min(lo, end) if lo is not None else end
     if end < start:
