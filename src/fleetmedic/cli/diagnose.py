@@ -120,7 +120,8 @@ def render_text(result: Diagnosis) -> None:
             title_align="left",
             subtitle=result.signature or "",
             subtitle_align="right",
-        )
+        ),
+        soft_wrap=False,  # wrap the summary inside the box; evidence lines stay unwrapped
     )
     if result.evidence:
         stdout.print(Text("Evidence", style="bold"))

@@ -59,12 +59,21 @@ def diagnose(documents: Sequence[Document], name: str, engine: str = "auto") -> 
     if verdict.root.role == "symptom" and verdict.root.signature.confidence < WEAK_SYMPTOM:
         # Only an epilogue ("ChildFailedError", "BackoffLimitExceeded", "exit status 1"): the
         # cause was not in the bundle. Say so, and list what was seen.
-        return _unknown(name, warnings, _secondary(verdict, files, include_root=True))
+        return _unknown(
+            name,
+            warnings,
+            _secondary(verdict, files, include_root=True),
+            summary="only the closing report of a launcher or controller was found; the log of "
+            "the process that failed first is not in the input",
+        )
     return _build(verdict, files, name, warnings)
 
 
 def _unknown(
-    name: str, warnings: tuple[str, ...], secondary: tuple[Secondary, ...] = ()
+    name: str,
+    warnings: tuple[str, ...],
+    secondary: tuple[Secondary, ...] = (),
+    summary: str = "no known failure signature found in the input",
 ) -> Diagnosis:
     entry = taxonomy_category("unknown")
     return Diagnosis(
@@ -72,7 +81,7 @@ def _unknown(
         category="unknown",
         owner=entry.owner,
         confidence=0.0,
-        summary="no known failure signature found in the input",
+        summary=summary,
         action=ActionRef(kind=entry.action, advice=entry.advice),
         retryable=False,
         signature=None,
