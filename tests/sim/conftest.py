@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from sim_runs import simulate
 
-from fleetmedic.sim import SimConfig, SimResult, Simulation, generate, load_calibration, load_params
+from fleetmedic.sim import SimConfig, SimResult
 
 SMALL = SimConfig(gpus=256, days=3, seed=11, heal="auto")
-
-
-def simulate(config: SimConfig) -> SimResult:
-    calib, params = load_calibration(), load_params()
-    return Simulation(config, generate(config, params, calib), calib).run()
 
 
 @pytest.fixture(scope="session")

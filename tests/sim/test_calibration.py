@@ -7,7 +7,7 @@ events (Poisson noise), narrow where it has many.
 from __future__ import annotations
 
 import pytest
-from conftest import simulate
+from sim_runs import simulate
 
 from fleetmedic.model.taxonomy import CATEGORIES
 from fleetmedic.sim import SimConfig, SimResult, load_calibration, load_params

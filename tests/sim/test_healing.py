@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from conftest import simulate
+from sim_runs import simulate
 
 from fleetmedic.model.records import Job
 from fleetmedic.sim import RecordingExecutor, SimConfig, Verdict, load_calibration, load_params

@@ -1,0 +1,303 @@
+"""The healing controller: diagnosis events in, guarded and audited actions out.
+
+For each :class:`HealEvent` (events may arrive twice, late, or out of order):
+
+1. drop it when the job has already moved on (a later attempt, or no longer failed), for retries;
+2. ask the policies which actions apply;
+3. for each, compute the idempotency key; a known key means "already decided": nothing happens;
+4. write the action ``proposed`` (write-ahead), then refuse it if it is a retry the cause or the
+   budget does not allow;
+5. by mode: ``dry-run`` only asks the guard (without spending) and stays ``proposed``;
+   ``approval`` waits for :meth:`Controller.approve`; ``auto`` runs at once;
+6. running = guard → ``executing`` → executor → verify → ``done`` or ``failed``.
+
+Executor errors carry intent: :class:`TemporaryActionError` or ``TimeoutError`` end the action
+``failed`` with a "temporary" result (a later event may try again under a new cause);
+:class:`PermanentActionError` ends it ``failed``. Anything else is a bug or a crash and propagates,
+leaving the action ``executing`` for :meth:`Controller.resume` to finish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from fleetmedic.heal.audit import AuditLog, action_key
+from fleetmedic.heal.guard import Guard
+from fleetmedic.heal.policy import NODE_KINDS, RETRY_KINDS, Policy, PolicySet
+from fleetmedic.model.errors import FleetmedicError, InputError
+from fleetmedic.model.records import Action, ActionMode, Diagnosis, Job
+
+_NODE_CAUSE = "node:"
+_MOVED_ON = frozenset({"succeeded", "cancelled", "running", "pending"})
+
+
+class Executor(Protocol):
+    """What a healer can do to the cluster (the same shape as the simulator's executor)."""
+
+    def cordon(self, node: str) -> None: ...
+    def uncordon(self, node: str) -> None: ...
+    def drain(self, node: str) -> None: ...
+    def restart_from_checkpoint(self, job: str) -> None: ...
+    def requeue(self, job: str, exclude_nodes: Sequence[str] = ()) -> None: ...
+
+
+class Notifier(Protocol):
+    def notify(self, target: str, message: str) -> None: ...
+
+
+class HealthCheck(Protocol):
+    def healthy(self, node: str) -> bool: ...
+
+
+class Verifier(Protocol):
+    def verify(self, action: Action) -> str | None:
+        """``None`` when the action had its effect, else what is wrong."""
+        ...
+
+
+class TemporaryActionError(FleetmedicError):
+    """The executor could not act now (API busy, conflict); trying again later may work."""
+
+
+class PermanentActionError(FleetmedicError):
+    """The executor can never do this (object gone, forbidden); do not retry."""
+
+
+@dataclass(frozen=True)
+class HealEvent:
+    """One diagnosis with the context the controller needs: the job and the node it points at."""
+
+    diagnosis: Diagnosis
+    job: Job | None = None
+    node: str | None = None
+    attempt: int | None = None
+
+    @property
+    def job_id(self) -> str:
+        job_id = self.diagnosis.job_id or (self.job.job_id if self.job else None)
+        if not job_id:
+            raise InputError(f"diagnosis of {self.diagnosis.input} names no job")
+        return job_id
+
+    @property
+    def attempt_no(self) -> int:
+        return self.attempt or self.diagnosis.attempt or 1
+
+    @property
+    def cause_id(self) -> str:
+        return f"{self.job_id}#{self.attempt_no}:{self.diagnosis.category}"
+
+    @property
+    def node_id(self) -> str | None:
+        return self.node or self.diagnosis.details.get("node")
+
+
+class _Quiet:
+    def notify(self, target: str, message: str) -> None:
+        return None
+
+
+class _AlwaysHealthy:
+    def healthy(self, node: str) -> bool:
+        return True
+
+
+class _Trusting:
+    def verify(self, action: Action) -> str | None:
+        return None
+
+
+class Controller:
+    """Synchronous controller; every collaborator (clock included) is injected."""
+
+    def __init__(
+        self,
+        policies: PolicySet,
+        guard: Guard,
+        audit: AuditLog,
+        executor: Executor,
+        *,
+        clock: Callable[[], datetime],
+        notifier: Notifier | None = None,
+        health: HealthCheck | None = None,
+        verifier: Verifier | None = None,
+    ) -> None:
+        self.policies = policies
+        self.guard = guard
+        self.audit = audit
+        self.executor = executor
+        self.clock = clock
+        self.notifier = notifier or _Quiet()
+        self.health = health or _AlwaysHealthy()
+        self.verifier = verifier or _Trusting()
+        self._node_causes: dict[tuple[str, str], set[str]] = {}
+
+    # events ------------------------------------------------------------------------------
+    def handle(self, event: HealEvent) -> list[Action]:
+        """Decide and act on one event; returns the actions it created (none for a duplicate)."""
+        node = event.node_id
+        repeats = 1
+        if node is not None:
+            seen = self._node_causes.setdefault((node, event.diagnosis.category), set())
+            seen.add(event.cause_id)
+            repeats = len(seen)
+        created = []
+        for policy in self.policies.matching(event.diagnosis, repeats):
+            action = self._decide(policy, event)
+            if action is not None:
+                created.append(action)
+        return created
+
+    def _decide(self, policy: Policy, event: HealEvent) -> Action | None:
+        kind = policy.action
+        node = event.node_id
+        if kind in NODE_KINDS:
+            if node is None:
+                return None
+            target, because = node, [event.cause_id]
+        else:
+            target, because = event.job_id, [event.cause_id]
+            if kind == "requeue_excluding_node" and node is not None:
+                because.append(_NODE_CAUSE + node)
+        if kind in RETRY_KINDS and self._moved_on(event):
+            return None
+        if self.audit.get(action_key(kind, target, because)) is not None:
+            return None
+        message = f"{event.diagnosis.category}: {event.diagnosis.action.advice}"
+        note = f"policy {policy.name}: {message}"
+        if policy.mode == "dry-run":
+            note = f"dry-run: would {kind} {target}; {note}"
+        elif policy.mode == "approval":
+            note = f"awaiting approval; {note}"
+        action, _ = self.audit.propose(kind, target, because, policy.mode, self.clock(), note)
+        if kind in RETRY_KINDS:
+            refusal = self._retry_refusal(policy, event, action)
+            if refusal:
+                return self.audit.transition(action.action_id, "refused", self.clock(), refusal)
+        return self._by_mode(action)
+
+    def _by_mode(self, action: Action) -> Action:
+        """Dry-run asks the guard without spending; approval waits; auto runs now."""
+        if action.mode == "dry-run":
+            reason = self.guard.check(action.kind, action.target, commit=False)
+            if reason:
+                return self.audit.transition(action.action_id, "refused", self.clock(), reason)
+            return action
+        if action.mode == "approval":
+            return action
+        return self._drive(action)
+
+    def _moved_on(self, event: HealEvent) -> bool:
+        job = event.job
+        return job is not None and (job.attempts > event.attempt_no or job.status in _MOVED_ON)
+
+    def _retry_refusal(self, policy: Policy, event: HealEvent, action: Action) -> str | None:
+        diagnosis = event.diagnosis
+        if not diagnosis.retryable or diagnosis.owner == "user":
+            return f"not retried: {diagnosis.category} (owner {diagnosis.owner}) is not retryable"
+        budget = policy.retry_budget
+        assert budget is not None  # the policy validator requires one for retry kinds
+        spent = [
+            a
+            for a in self.audit.for_target(action.target)
+            if a.kind in RETRY_KINDS
+            and a.state not in ("refused", "rejected")
+            and a.action_id != action.action_id
+        ]
+        if len(spent) >= budget.per_job:
+            return f"retry budget exhausted: {len(spent)}/{budget.per_job} retries for this job"
+        suffix = f":{diagnosis.category}"
+        same = [a for a in spent if any(c.endswith(suffix) for c in a.because)]
+        if len(same) >= budget.per_cause:
+            return (
+                f"retry budget exhausted: {len(same)}/{budget.per_cause} retries for "
+                f"{diagnosis.category} on this job"
+            )
+        return None
+
+    # operators ---------------------------------------------------------------------------
+    def approve(self, action_id: str) -> Action:
+        """A person approved an ``approval``-mode action: run it (still through the guard)."""
+        pending = self.audit.get(action_id)
+        if pending is None or pending.mode != "approval":
+            what = "no such action" if pending is None else f"a {pending.mode} action"
+            raise InputError(f"cannot approve {action_id}: {what}; only approval-mode actions")
+        action = self.audit.transition(action_id, "approved", self.clock())
+        return self._drive(action)
+
+    def reject(self, action_id: str, why: str = "rejected by operator") -> Action:
+        return self.audit.transition(action_id, "rejected", self.clock(), why)
+
+    def resume(self) -> list[Action]:
+        """After a restart: finish what was admitted but not finished; never touch final rows.
+
+        Dry-run rows and approval rows still waiting for a person are left as they are.
+        """
+        finished = []
+        for action in self.audit.pending():
+            if action.mode == "dry-run":
+                continue
+            if action.mode == "approval" and action.state == "proposed":
+                continue
+            finished.append(self._drive(action))
+        return finished
+
+    # running -----------------------------------------------------------------------------
+    def _drive(self, action: Action) -> Action:
+        reason = self.guard.check(action.kind, action.target)
+        if reason:
+            return self.audit.transition(action.action_id, "refused", self.clock(), reason)
+        if action.state != "executing":
+            action = self.audit.transition(action.action_id, "executing", self.clock())
+        try:
+            self._execute(action)
+        except (TimeoutError, TemporaryActionError) as exc:
+            what = "timed out" if isinstance(exc, TimeoutError) else "temporary error"
+            result = f"{what}: {exc or type(exc).__name__}; may be retried"
+            return self.audit.transition(action.action_id, "failed", self.clock(), result)
+        except PermanentActionError as exc:
+            result = f"permanent error: {exc}; not retried"
+            return self.audit.transition(action.action_id, "failed", self.clock(), result)
+        problem = self.verifier.verify(action)
+        if problem:
+            result = f"verification failed: {problem}"
+            return self.audit.transition(action.action_id, "failed", self.clock(), result)
+        if action.kind == "health_check_then_uncordon":
+            self.guard.mark_uncordoned(action.target)
+        return self.audit.transition(action.action_id, "done", self.clock(), "ok")
+
+    def _execute(self, action: Action) -> None:
+        """Rebuild the call from the stored, validated fields; never from free text."""
+        kind, target = action.kind, action.target
+        if kind == "retry_from_checkpoint":
+            self.executor.restart_from_checkpoint(target)
+        elif kind == "requeue_excluding_node":
+            nodes = [c[len(_NODE_CAUSE) :] for c in action.because if c.startswith(_NODE_CAUSE)]
+            self.executor.requeue(target, exclude_nodes=nodes)
+        elif kind == "cordon_and_drain":
+            self.executor.cordon(target)
+            self.executor.drain(target)
+        elif kind == "health_check_then_uncordon":
+            if not self.health.healthy(target):
+                raise PermanentActionError(f"{target} failed its health check; stays cordoned")
+            self.executor.uncordon(target)
+        elif kind in ("notify", "suggest_fix"):
+            self.notifier.notify(target, action.result or kind)
+        else:
+            raise PermanentActionError(f"unknown action kind {kind!r}")
+
+    # node lifecycle ----------------------------------------------------------------------
+    def node_repaired(self, node: str, repair_id: str, mode: ActionMode = "dry-run") -> Action:
+        """A cordoned node came back from repair: health-check it, then uncordon.
+
+        ``repair_id`` names the repair (a ticket, an event id) so a repeated report is a no-op.
+        """
+        kind = "health_check_then_uncordon"
+        note = f"dry-run: would {kind} {node}" if mode == "dry-run" else None
+        action, new = self.audit.propose(
+            kind, node, [f"repair:{repair_id}"], mode, self.clock(), note
+        )
+        return self._by_mode(action) if new else action

@@ -1,0 +1,225 @@
+"""The controller end to end on a fake executor: modes, idempotency, budgets, failures, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from healkit import AUTO_POLICIES, Crash, FakeClock, Rig, diagnosis, event
+
+from fleetmedic.heal.controller import HealEvent, PermanentActionError, TemporaryActionError
+from fleetmedic.heal.policy import load_policies, parse_policies
+from fleetmedic.model.errors import InputError
+from fleetmedic.model.records import Job
+from fleetmedic.store.db import Store
+
+
+def states(rig: Rig) -> dict[tuple[str, str], str]:
+    return {(a.kind, a.target): a.state for a in rig.audit.all()}
+
+
+def test_gpu_hardware_cordons_drains_and_requeues(rig: Rig) -> None:
+    actions = rig.controller.handle(event("gpu_hardware", node="n3"))
+    assert [(a.kind, a.state) for a in actions] == [
+        ("cordon_and_drain", "done"),
+        ("requeue_excluding_node", "done"),
+    ]
+    assert rig.executor.calls == [
+        ("cordon", "n3", ()),
+        ("drain", "n3", ()),
+        ("requeue", "job-1", ("n3",)),
+    ]
+
+
+def test_duplicated_events_act_once(rig: Rig) -> None:
+    ev = event("gpu_hardware", node="n3")
+    rig.controller.handle(ev)
+    rig.clock.advance(3600)
+    assert rig.controller.handle(ev) == []
+    assert rig.controller.handle(event("gpu_hardware", node="n3")) == []
+    assert len(rig.executor.calls) == 3
+    assert len(rig.audit.all()) == 2
+
+
+def test_late_event_for_an_older_attempt_is_ignored(rig: Rig) -> None:
+    rig.controller.handle(event("nccl_comm", attempt=2))
+    newer_job = Job(job_id="job-1", status="running", attempts=2)
+    late = HealEvent(diagnosis=diagnosis("nccl_comm", attempt=1), job=newer_job, node="n0")
+    assert rig.controller.handle(late) == []
+    assert rig.executor.calls == [("restart_from_checkpoint", "job-1", ())]
+
+
+def test_out_of_order_events_give_the_same_actions(store: Store, clock: FakeClock) -> None:
+    events = [
+        event("gpu_hardware", "job-1", node="n1"),
+        event("nccl_comm", "job-2", node="n2"),
+        event("gpu_oom", "job-3", node="n4"),
+    ]
+    first = Rig(store, parse_policies(AUTO_POLICIES), clock)
+    for ev in events:
+        first.controller.handle(ev)
+    with Store(":memory:") as other:
+        second = Rig(other, parse_policies(AUTO_POLICIES), clock)
+        for ev in reversed(events + events):
+            second.controller.handle(ev)
+        assert {a.action_id for a in first.audit.all()} == {a.action_id for a in second.audit.all()}
+        assert sorted(first.executor.calls) == sorted(second.executor.calls)
+
+
+def test_user_causes_are_not_retried_but_get_advice(rig: Rig) -> None:
+    actions = rig.controller.handle(event("gpu_oom"))
+    assert [(a.kind, a.state) for a in actions] == [("suggest_fix", "done")]
+    assert rig.executor.calls == []
+
+
+def test_diagnosis_marked_not_retryable_is_refused(rig: Rig) -> None:
+    (action,) = rig.controller.handle(event("storage_io", retryable=False))
+    assert action.state == "refused"
+    assert action.result is not None and "not retryable" in action.result
+    assert rig.executor.calls == []
+
+
+def test_retry_budget_per_cause_and_per_job(rig: Rig) -> None:
+    results = []
+    for attempt in (1, 2, 3):
+        (a,) = rig.controller.handle(event("nccl_comm", attempt=attempt))
+        results.append(a.state)
+        rig.clock.advance(3600)
+    assert results == ["done", "done", "refused"]  # per_cause: 2
+    (a,) = rig.controller.handle(event("storage_io", attempt=4))
+    assert a.state == "done"  # a different cause: job total is now 3
+    rig.clock.advance(3600)
+    (a,) = rig.controller.handle(event("storage_io", attempt=5))
+    assert a.state == "refused"
+    assert a.result is not None and "3/3 retries for this job" in a.result
+
+
+def test_guard_refusal_is_recorded(rig: Rig) -> None:
+    rig.guard.engage_kill_switch()
+    actions = rig.controller.handle(event("gpu_hardware", node="n3"))
+    assert {a.state for a in actions} == {"refused"}
+    assert all("kill switch" in (a.result or "") for a in actions)
+    assert rig.executor.calls == []
+
+
+def test_dry_run_default_policies_change_nothing(store: Store, clock: FakeClock) -> None:
+    rig = Rig(store, load_policies(), clock)
+    actions = rig.controller.handle(event("gpu_hardware", node="n3"))
+    assert rig.executor.calls == []
+    assert all(a.mode == "dry-run" for a in actions)
+    # 1 node of 10 is 10% of the fleet, above the default 5%: the dry-run says so
+    cordon = next(a for a in actions if a.kind == "cordon_and_drain")
+    assert cordon.state == "refused" and "fleet limit" in (cordon.result or "")
+    requeue = next(a for a in actions if a.kind == "requeue_excluding_node")
+    assert requeue.state == "proposed" and (requeue.result or "").startswith("dry-run")
+    rig.restart()
+    assert rig.controller.resume() == []
+
+
+def test_dry_run_actions_cannot_be_approved(store: Store, clock: FakeClock) -> None:
+    rig = Rig(store, load_policies(), clock)
+    actions = rig.controller.handle(event("gpu_hardware", node="n3"))
+    requeue = next(a for a in actions if a.kind == "requeue_excluding_node")
+    with pytest.raises(InputError, match="only approval-mode actions"):
+        rig.controller.approve(requeue.action_id)
+    assert rig.executor.calls == []
+
+
+def test_approval_mode_waits_for_a_person(store: Store, clock: FakeClock) -> None:
+    text = AUTO_POLICIES.replace("mode: auto", "mode: approval")
+    rig = Rig(store, parse_policies(text), clock)
+    (cordon, requeue) = rig.controller.handle(event("gpu_hardware", node="n3"))
+    assert cordon.state == requeue.state == "proposed"
+    assert rig.controller.resume() == []
+    assert rig.executor.calls == []
+    assert rig.controller.approve(cordon.action_id).state == "done"
+    assert rig.controller.reject(requeue.action_id).state == "rejected"
+    assert rig.executor.calls == [("cordon", "n3", ()), ("drain", "n3", ())]
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (TimeoutError("api call took 30s"), "timed out"),
+        (TemporaryActionError("409 conflict"), "temporary error"),
+        (PermanentActionError("job gone"), "permanent error"),
+    ],
+)
+def test_executor_failure_and_timeout_end_failed(rig: Rig, error: Exception, expected: str) -> None:
+    rig.executor.fail[("restart_from_checkpoint", "job-1")] = error
+    (action,) = rig.controller.handle(event("nccl_comm"))
+    assert action.state == "failed"
+    assert action.result is not None and action.result.startswith(expected)
+    rig.restart()
+    assert rig.controller.resume() == []  # failed is final
+
+
+def test_failed_verification_ends_failed(rig: Rig) -> None:
+    class Doubtful:
+        def verify(self, action: object) -> str | None:
+            return "node still schedulable"
+
+    rig.controller.verifier = Doubtful()
+    (cordon, _) = rig.controller.handle(event("gpu_hardware", node="n3"))
+    assert cordon.state == "failed"
+    assert cordon.result == "verification failed: node still schedulable"
+
+
+def test_crash_then_resume_never_repeats_done(tmp_path: Path, clock: FakeClock) -> None:
+    db = tmp_path / "fm.duckdb"
+    policies = parse_policies(AUTO_POLICIES)
+    with Store(db) as store:
+        rig = Rig(store, policies, clock)
+        rig.executor.fail[("requeue", "job-1")] = Crash("process killed")
+        with pytest.raises(Crash):
+            rig.controller.handle(event("gpu_hardware", node="n3"))
+        assert states(rig) == {
+            ("cordon_and_drain", "n3"): "done",
+            ("requeue_excluding_node", "job-1"): "executing",
+        }
+        calls_before = list(rig.executor.calls)
+        executor = rig.executor
+    with Store(db) as store:  # a new process: new store handle, guard and controller
+        rig = Rig(store, policies, clock)
+        rig.executor = executor
+        executor.fail.clear()
+        rig.restart()
+        resumed = rig.controller.resume()
+        assert [(a.kind, a.state) for a in resumed] == [("requeue_excluding_node", "done")]
+        assert executor.calls == [*calls_before, ("requeue", "job-1", ("n3",))]
+        assert rig.controller.resume() == []
+        assert rig.controller.handle(event("gpu_hardware", node="n3")) == []
+        assert executor.calls.count(("cordon", "n3", ())) == 1
+
+
+def test_resume_drives_an_action_left_proposed(rig: Rig) -> None:
+    action, _ = rig.audit.propose(
+        "retry_from_checkpoint", "job-9", ["job-9#1:nccl_comm"], "auto", rig.clock()
+    )
+    rig.restart()
+    (done,) = rig.controller.resume()
+    assert done.action_id == action.action_id and done.state == "done"
+    assert rig.executor.calls == [("restart_from_checkpoint", "job-9", ())]
+
+
+def test_node_repaired_health_check_then_uncordon(rig: Rig) -> None:
+    rig.controller.handle(event("gpu_hardware", node="n3"))
+    rig.clock.advance(3600)
+
+    class Sick:
+        def healthy(self, node: str) -> bool:
+            return False
+
+    rig.controller.health = Sick()
+    failed = rig.controller.node_repaired("n3", "repair-1", mode="auto")
+    assert failed.state == "failed" and "failed its health check" in (failed.result or "")
+    assert ("uncordon", "n3", ()) not in rig.executor.calls
+    rig.controller.health = type("Well", (), {"healthy": lambda self, node: True})()
+    too_soon = rig.controller.node_repaired("n3", "repair-2", mode="auto")
+    assert too_soon.state == "refused" and (too_soon.result or "").startswith("cooldown")
+    rig.clock.advance(60)
+    ok = rig.controller.node_repaired("n3", "repair-3", mode="auto")
+    assert ok.state == "done"
+    assert rig.executor.calls[-1] == ("uncordon", "n3", ())
+    assert "n3" not in rig.guard.fleet.cordoned
+    assert rig.controller.node_repaired("n3", "repair-3", mode="auto") == ok  # duplicate report
