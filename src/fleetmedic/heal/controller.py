@@ -19,7 +19,7 @@ leaving the action ``executing`` for :meth:`Controller.resume` to finish.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -28,20 +28,11 @@ from fleetmedic.heal.audit import AuditLog, action_key
 from fleetmedic.heal.guard import Guard
 from fleetmedic.heal.policy import NODE_KINDS, RETRY_KINDS, Policy, PolicySet
 from fleetmedic.model.errors import FleetmedicError, InputError
+from fleetmedic.model.executor import Executor
 from fleetmedic.model.records import Action, ActionMode, Diagnosis, Job
 
 _NODE_CAUSE = "node:"
 _MOVED_ON = frozenset({"succeeded", "cancelled", "running", "pending"})
-
-
-class Executor(Protocol):
-    """What a healer can do to the cluster (the same shape as the simulator's executor)."""
-
-    def cordon(self, node: str) -> None: ...
-    def uncordon(self, node: str) -> None: ...
-    def drain(self, node: str) -> None: ...
-    def restart_from_checkpoint(self, job: str) -> None: ...
-    def requeue(self, job: str, exclude_nodes: Sequence[str] = ()) -> None: ...
 
 
 class Notifier(Protocol):

@@ -15,12 +15,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from fleetmedic.model.executor import Executor
 from fleetmedic.model.records import Action
 from fleetmedic.sim import checkpoint as ck
 from fleetmedic.sim.calibration import Calibration
 from fleetmedic.sim.config import GPUS_PER_NODE, SimConfig
 from fleetmedic.sim.emit import EventRow, FailureContext, cluster_events
-from fleetmedic.sim.executor import Executor, RecordingExecutor, SimExecutor
+from fleetmedic.sim.executor import RecordingExecutor, SimExecutor
 from fleetmedic.sim.failures import FailureModel
 from fleetmedic.sim.observe import Observer, SignalObserver, Verdict
 from fleetmedic.sim.params import load_params

@@ -13,16 +13,6 @@ from collections.abc import Sequence
 from typing import Protocol
 
 
-class Executor(Protocol):
-    """What a healer can do. Targets are node names and job ids."""
-
-    def cordon(self, node: str) -> None: ...
-    def uncordon(self, node: str) -> None: ...
-    def drain(self, node: str) -> None: ...
-    def restart_from_checkpoint(self, job: str) -> None: ...
-    def requeue(self, job: str, exclude_nodes: Sequence[str] = ()) -> None: ...
-
-
 class ClusterControl(Protocol):
     """The hooks the simulation engine offers its executor."""
 

@@ -20,10 +20,10 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
+from fleetmedic.model.executor import Executor
 from fleetmedic.model.records import Action
 from fleetmedic.sim.calibration import Calibration
 from fleetmedic.sim.config import HealMode
-from fleetmedic.sim.executor import Executor
 from fleetmedic.sim.observe import Verdict
 
 NODE_CATEGORIES = frozenset({"gpu_hardware", "node_failure"})

@@ -141,9 +141,9 @@ def _nodes(result: SimResult) -> pa.Table:
             "pool": pools,
             "labels": labels,
             "conditions": [
-            json.dumps({"Ready": "True" if up else "False"})
-            for up in (result.node_up or [True] * len(names))
-        ],
+                json.dumps({"Ready": "True" if up else "False"})
+                for up in (result.node_up or [True] * len(names))
+            ],
             "cordoned": cordoned,
             "cordon_reason": [result.cordoned.get(i) for i in range(len(names))],
             "first_seen": _times(config.start, [0.0] * len(names)),
