@@ -657,34 +657,14 @@ class Simulation:
                 )
             )
         else:
-            self.events.append(
-                EventRow(
-                    self.now,
-                    "k8s",
-                    "k8s_event",
-                    f"node/{name}",
-                    "NodeNotReady",
-                    f"Node {name} status is now: NodeNotReady",
-                    "warning",
-                )
-            )
+            self._node_status(name, "NodeNotReady", "warning")
 
     def _node_repair(self, idx: int, token: int) -> None:
         if token != self.repair_token[idx]:
             return
         name = self.node_names[idx]
         self.sched.set_up(idx, True)
-        self.events.append(
-            EventRow(
-                self.now,
-                "k8s",
-                "k8s_event",
-                f"node/{name}",
-                "NodeReady",
-                f"Node {name} status is now: NodeReady",
-                "info",
-            )
-        )
+        self._node_status(name, "NodeReady", "info")
         if idx in self.deep:
             self.deep.discard(idx)
             self.draining.discard(idx)
@@ -723,6 +703,13 @@ class Simulation:
         self._push(self.failures.next_storage_incident(self.now), STORAGE)
 
     # -- ClusterControl (for SimExecutor) ---------------------------------------------------
+    def _node_status(self, name: str, status: str, severity: str) -> None:
+        """The kubelet's node status event, as ``kubectl get events`` shows it."""
+        message = f"Node {name} status is now: {status}"
+        self.events.append(
+            EventRow(self.now, "k8s", "k8s_event", f"node/{name}", status, message, severity)
+        )
+
     def node_index(self, name: str) -> int:
         return self.node_idx[name]
 
@@ -730,32 +717,12 @@ class Simulation:
         self.sched.set_cordoned(idx, True)
         self.cordoned[idx] = "repeated hardware failures"
         name = self.node_names[idx]
-        self.events.append(
-            EventRow(
-                self.now,
-                "k8s",
-                "k8s_event",
-                f"node/{name}",
-                "NodeNotSchedulable",
-                f"Node {name} status is now: NodeNotSchedulable",
-                "info",
-            )
-        )
+        self._node_status(name, "NodeNotSchedulable", "info")
 
     def uncordon_node(self, idx: int) -> None:
         self.sched.set_cordoned(idx, False)
         name = self.node_names[idx]
-        self.events.append(
-            EventRow(
-                self.now,
-                "k8s",
-                "k8s_event",
-                f"node/{name}",
-                "NodeSchedulable",
-                f"Node {name} status is now: NodeSchedulable",
-                "info",
-            )
-        )
+        self._node_status(name, "NodeSchedulable", "info")
 
     def drain_node(self, idx: int) -> None:
         self.draining.add(idx)
