@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -310,8 +310,8 @@ class Writer:
                 self.con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-def _temp_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
-    """Copy ``frame`` into a temp table.
+def _temp_table(con: duckdb.DuckDBPyConnection, name: str, frame: Any) -> None:
+    """Copy ``frame`` (a pandas DataFrame or an Arrow table) into a temp table.
 
     The SQL names the parameter ``frame`` and DuckDB finds it by name (a replacement scan):
     unlike ``register`` or ``from_df``, that works while the connection holds an unread result.
@@ -370,40 +370,80 @@ def _event_row(event: Event) -> dict[str, Any]:
     }
 
 
-_DIAGNOSIS_SQL = """
+_DIAGNOSES_SQL = """
 INSERT OR REPLACE INTO diagnoses (job_id, attempt, category, owner, confidence, signature, summary,
     evidence, action_kind, retryable, secondary, node_id, diagnosed_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+SELECT job_id, attempt, category, owner, confidence, signature, summary, CAST(evidence AS JSON),
+    action_kind, retryable, CAST(secondary AS JSON), node_id, diagnosed_at
+FROM _fm_diagnoses
 """
+
+
+@dataclass(frozen=True)
+class DiagnosisRow:
+    """A diagnosis and the job attempt it explains, as kept in ``diagnoses``."""
+
+    job_id: str
+    attempt: int
+    diagnosis: Diagnosis
+    diagnosed_at: datetime
+    node_id: str | None = None
+
+
+def write_diagnoses(store: Store, rows: Sequence[DiagnosisRow]) -> int:
+    """Keep diagnoses, one per job attempt (diagnosing again replaces it), in one transaction.
+
+    They feed ``fleetmedic kpi`` (failures by category and owner, MTTD from ``diagnosed_at``) and
+    ``fleetmedic priorities``. The caller stamps the time: the wall clock for a live diagnosis,
+    simulated time for the simulator (so a seed reproduces the store exactly).
+    """
+    import pyarrow as pa  # only this path needs it; keeps `fleetmedic` start-up light
+
+    table = pa.table(
+        {
+            "job_id": [r.job_id for r in rows],
+            "attempt": pa.array([r.attempt for r in rows], pa.int32()),
+            "category": [r.diagnosis.category for r in rows],
+            "owner": [r.diagnosis.owner for r in rows],
+            "confidence": pa.array([r.diagnosis.confidence for r in rows], pa.float64()),
+            "signature": [r.diagnosis.signature for r in rows],
+            "summary": [r.diagnosis.summary for r in rows],
+            "evidence": [json.dumps([e.model_dump() for e in r.diagnosis.evidence]) for r in rows],
+            "action_kind": [r.diagnosis.action.kind for r in rows],
+            "retryable": [r.diagnosis.retryable for r in rows],
+            "secondary": [_secondary_json(r.diagnosis) for r in rows],
+            "node_id": [r.node_id or r.diagnosis.details.get("node") for r in rows],
+            "diagnosed_at": pa.array(
+                [_naive_utc(r.diagnosed_at) for r in rows], pa.timestamp("us")
+            ),
+        }
+    )
+    con = store.con
+    _temp_table(con, "_fm_diagnoses", table)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(_DIAGNOSES_SQL)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.execute("DROP TABLE IF EXISTS _fm_diagnoses")
+    return len(rows)
+
+
+def _secondary_json(diagnosis: Diagnosis) -> str:
+    return json.dumps(
+        [
+            {"category": s.category, "signature": s.signature, "summary": s.summary}
+            for s in diagnosis.secondary
+        ]
+    )
 
 
 def write_diagnosis(
     store: Store, diagnosis: Diagnosis, *, job_id: str, attempt: int = 1, node_id: str | None = None
 ) -> None:
-    """Keep a job attempt's diagnosis (one per attempt; diagnosing again replaces it).
-
-    It feeds ``fleetmedic kpi`` (failures by category and owner) and ``fleetmedic priorities``.
-    """
-    evidence = [e.model_dump() for e in diagnosis.evidence]
-    secondary = [
-        {"category": s.category, "signature": s.signature, "summary": s.summary}
-        for s in diagnosis.secondary
-    ]
-    store.con.execute(
-        _DIAGNOSIS_SQL,
-        [
-            job_id,
-            attempt,
-            diagnosis.category,
-            diagnosis.owner,
-            diagnosis.confidence,
-            diagnosis.signature,
-            diagnosis.summary,
-            json.dumps(evidence),
-            diagnosis.action.kind,
-            diagnosis.retryable,
-            json.dumps(secondary),
-            node_id or diagnosis.details.get("node"),
-            datetime.now(UTC).replace(tzinfo=None),
-        ],
-    )
+    """Keep one job attempt's diagnosis, stamped with the wall clock."""
+    row = DiagnosisRow(job_id, attempt, diagnosis, datetime.now(UTC), node_id)
+    write_diagnoses(store, [row])

@@ -11,15 +11,12 @@ real cluster. Accuracy is scored against the injected truth, which the diagnoser
 from __future__ import annotations
 
 import io
-import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
-
-import pyarrow as pa
 
 from fleetmedic.diagnose.engine import diagnose
 from fleetmedic.model.inputs import Document
@@ -37,6 +34,8 @@ from fleetmedic.sim.workload import JobSpec, from_records, generate
 from fleetmedic.sources.kubernetes_objects import to_fact_lines
 from fleetmedic.store.db import Store
 from fleetmedic.store.read import read_jobs
+from fleetmedic.store.writer import DiagnosisRow
+from fleetmedic.store.writer import write_diagnoses as store_diagnoses
 
 DETECTION_SECONDS = 60.0
 """Time from an attempt's end to its diagnosis (collecting the bundle): what MTTD measures."""
@@ -127,66 +126,15 @@ def run_simulation(
     return summary(result, graded, calib, params), result
 
 
-_DIAGNOSES_SQL = """
-INSERT OR REPLACE INTO diagnoses (job_id, attempt, category, owner, confidence, signature, summary,
-    evidence, action_kind, retryable, secondary, node_id, diagnosed_at)
-SELECT job_id, attempt, category, owner, confidence, signature, summary, CAST(evidence AS JSON),
-    action_kind, retryable, CAST(secondary AS JSON), node_id, diagnosed_at
-FROM _fm_sim_diagnoses
-"""
-
-
 def write_diagnoses(
     store: Store,
     config: SimConfig,
     diagnoses: dict[tuple[str, int], tuple[Diagnosis, float, str | None]],
 ) -> int:
-    """Bulk-write the diagnoses, stamped with simulated time (so MTTD is meaningful).
-
-    Same columns and upsert rule as ``store.writer.write_diagnosis``, which writes one row with the
-    wall-clock time; the store has no bulk diagnosis path yet (to move into the writer).
-    """
-    keys = sorted(diagnoses)
-    rows = [diagnoses[k] for k in keys]
-    origin = config.start.astimezone(UTC).replace(tzinfo=None)
-    diag_rows = pa.table(
-        {
-            "job_id": [k[0] for k in keys],
-            "attempt": pa.array([k[1] for k in keys], pa.int32()),
-            "category": [d.category for d, _, _ in rows],
-            "owner": [d.owner for d, _, _ in rows],
-            "confidence": pa.array([d.confidence for d, _, _ in rows], pa.float64()),
-            "signature": [d.signature for d, _, _ in rows],
-            "summary": [d.summary for d, _, _ in rows],
-            "evidence": [json.dumps([e.model_dump() for e in d.evidence]) for d, _, _ in rows],
-            "action_kind": [d.action.kind for d, _, _ in rows],
-            "retryable": [d.retryable for d, _, _ in rows],
-            "secondary": [
-                json.dumps(
-                    [
-                        {"category": s.category, "signature": s.signature, "summary": s.summary}
-                        for s in d.secondary
-                    ]
-                )
-                for d, _, _ in rows
-            ],
-            "node_id": [node for _, _, node in rows],
-            "diagnosed_at": pa.array(
-                [origin + timedelta(seconds=t) for _, t, _ in rows], pa.timestamp("us")
-            ),
-        }
-    )
-    con = store.con
-    assert diag_rows.num_rows == len(keys)
-    # DuckDB reads ``diag_rows`` by its Python name (replacement scan), as store.writer does.
-    con.execute("CREATE OR REPLACE TEMP TABLE _fm_sim_diagnoses AS SELECT * FROM diag_rows")
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(_DIAGNOSES_SQL)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.execute("DROP TABLE IF EXISTS _fm_sim_diagnoses")
-    return len(rows)
+    """Keep the run's diagnoses, stamped with simulated time (so MTTD is meaningful)."""
+    origin = config.start.astimezone(UTC)
+    rows = [
+        DiagnosisRow(job_id, attempt, diag, origin + timedelta(seconds=at), node)
+        for (job_id, attempt), (diag, at, node) in sorted(diagnoses.items())
+    ]
+    return store_diagnoses(store, rows)
