@@ -8,6 +8,7 @@ import pytest
 from healkit import AUTO_POLICIES, FakeClock, Rig
 
 from fleetmedic.heal.policy import parse_policies
+from fleetmedic.heal.state import ControlStore
 from fleetmedic.store.db import Store
 
 
@@ -18,10 +19,18 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def store() -> Iterator[Store]:
+    """The analytics store (jobs, attempts, diagnoses) lemons and checkpoints read."""
     with Store(":memory:") as s:
         yield s
 
 
 @pytest.fixture
-def rig(store: Store, clock: FakeClock) -> Rig:
-    return Rig(store, parse_policies(AUTO_POLICIES), clock)
+def control() -> Iterator[ControlStore]:
+    """The controller's own store: actions and switches."""
+    with ControlStore(":memory:") as c:
+        yield c
+
+
+@pytest.fixture
+def rig(control: ControlStore, clock: FakeClock) -> Rig:
+    return Rig(control, parse_policies(AUTO_POLICIES), clock)

@@ -9,9 +9,9 @@ from fleetmedic.heal.audit import AuditLog
 from fleetmedic.heal.controller import Controller, HealEvent
 from fleetmedic.heal.guard import Fleet, Guard
 from fleetmedic.heal.policy import GuardConfig, PolicySet
+from fleetmedic.heal.state import ControlStore, Switches
 from fleetmedic.model.records import ActionRef, Diagnosis, Job
 from fleetmedic.model.taxonomy import category
-from fleetmedic.store.db import Store
 
 
 class FakeClock:
@@ -122,13 +122,13 @@ def fleet(n: int = 10, pools: int = 1) -> Fleet:
 class Rig:
     """A controller and everything it talks to; ``restart()`` builds a fresh one on the store."""
 
-    def __init__(self, store: Store, policies: PolicySet, clock: FakeClock) -> None:
+    def __init__(self, store: ControlStore, policies: PolicySet, clock: FakeClock) -> None:
         self.store, self.policies, self.clock = store, policies, clock
         self.executor = FakeExecutor()
         self.restart()
 
     def restart(self) -> None:
-        self.guard = Guard(self.policies.guard, fleet(), self.clock)
+        self.guard = Guard(self.policies.guard, fleet(), self.clock, Switches(self.store))
         self.audit = AuditLog(self.store)
         self.controller = Controller(
             self.policies, self.guard, self.audit, self.executor, clock=self.clock

@@ -8,7 +8,7 @@ import pytest
 from healkit import FakeClock
 
 from fleetmedic.heal.audit import AuditLog, TransitionError, action_key
-from fleetmedic.store.db import Store
+from fleetmedic.heal.state import ControlStore
 
 
 def test_key_is_deterministic_and_order_free() -> None:
@@ -19,8 +19,8 @@ def test_key_is_deterministic_and_order_free() -> None:
     assert a != action_key("notify", "n1", ["j#1:gpu_hardware", "j#2:gpu_hardware"])
 
 
-def test_propose_twice_is_one_row(store: Store, clock: FakeClock) -> None:
-    audit = AuditLog(store)
+def test_propose_twice_is_one_row(control: ControlStore, clock: FakeClock) -> None:
+    audit = AuditLog(control)
     first, new = audit.propose("notify", "job-1", ["c1"], "auto", clock())
     again, new_again = audit.propose("notify", "job-1", ["c1"], "auto", clock())
     assert new and not new_again
@@ -29,8 +29,8 @@ def test_propose_twice_is_one_row(store: Store, clock: FakeClock) -> None:
     assert len(audit.all()) == 1
 
 
-def test_states_only_move_forward(store: Store, clock: FakeClock) -> None:
-    audit = AuditLog(store)
+def test_states_only_move_forward(control: ControlStore, clock: FakeClock) -> None:
+    audit = AuditLog(control)
     action, _ = audit.propose("notify", "job-1", ["c1"], "auto", clock())
     with pytest.raises(TransitionError):
         audit.transition(action.action_id, "done", clock())  # must execute first
@@ -46,10 +46,10 @@ def test_states_only_move_forward(store: Store, clock: FakeClock) -> None:
 
 
 def test_rows_survive_reopening_the_file(tmp_path: Path, clock: FakeClock) -> None:
-    db = tmp_path / "fm.duckdb"
-    with Store(db) as store:
-        action, _ = AuditLog(store).propose("notify", "job-1", ["c1", "c0"], "auto", clock())
-    with Store(db) as store:
-        again = AuditLog(store).get(action.action_id)
+    db = tmp_path / "heal.sqlite"
+    with ControlStore(db) as control:
+        action, _ = AuditLog(control).propose("notify", "job-1", ["c1", "c0"], "auto", clock())
+    with ControlStore(db) as control:
+        again = AuditLog(control).get(action.action_id)
     assert again == action
     assert again is not None and again.because == ("c0", "c1")

@@ -1,15 +1,17 @@
-"""``fleetmedic heal history|lemons|checkpoints``: JSON shapes, text output, exit 2 on a bad DB."""
+"""``fleetmedic heal ...``: JSON shapes, text output, operator controls, exit 2 on bad input."""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from fleetmedic.cli import app
+from fleetmedic.heal.audit import AuditLog
+from fleetmedic.heal.state import ControlStore, Switches
 from fleetmedic.store import Store
 
 runner = CliRunner()
@@ -41,20 +43,6 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "VALUES ('j', ?, 'gpu_hardware', 'hardware')",
                 [i],
             )
-        for n, (state, minute) in enumerate([("done", 1), ("refused", 2), ("proposed", 3)]):
-            ts = T0 + timedelta(minutes=minute)
-            con.execute(
-                "INSERT INTO actions VALUES (?, 'cordon', ?, ?, 'auto', ?, ?, ?, ?)",
-                [
-                    f"a{n}",
-                    f"node-{n}",
-                    json.dumps([f"j#{n}:gpu_hardware"]),
-                    state,
-                    ts,
-                    ts,
-                    "guard: cooldown" if state == "refused" else None,
-                ],
-            )
     return path
 
 
@@ -63,11 +51,31 @@ def invoke(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_history_json(db: Path) -> None:
-    code, out, _ = invoke("history", "--db", str(db), "--format", "json")
+@pytest.fixture
+def control(tmp_path: Path) -> Path:
+    """A control store with three actions: one done, one refused, one awaiting approval."""
+    path = tmp_path / "heal.sqlite"
+    with ControlStore(path) as store:
+        audit = AuditLog(store)
+        rows = [("done", "auto"), ("refused", "auto"), ("proposed", "approval")]
+        for n, (state, mode) in enumerate(rows):
+            ts = datetime(2024, 1, 1, 0, n + 1, tzinfo=UTC)
+            action, _ = audit.propose(
+                "cordon_and_drain", f"node-{n}", [f"j#{n}:gpu_hardware"], mode, ts
+            )
+            if state == "done":
+                audit.transition(action.action_id, "executing", ts)
+                audit.transition(action.action_id, "done", ts, "ok")
+            elif state == "refused":
+                audit.transition(action.action_id, "refused", ts, "guard: cooldown")
+    return path
+
+
+def test_history_json(control: Path) -> None:
+    code, out, _ = invoke("history", "--control", str(control), "--format", "json")
     assert code == 0, out
     actions = json.loads(out)["actions"]
-    assert [a["action_id"] for a in actions] == ["a2", "a1", "a0"]  # most recent first
+    assert [a["target"] for a in actions] == ["node-2", "node-1", "node-0"]  # newest first
     assert set(actions[0]) == {
         "action_id",
         "kind",
@@ -80,17 +88,80 @@ def test_history_json(db: Path) -> None:
         "result",
     }
     assert actions[2]["because"] == ["j#0:gpu_hardware"]
-    assert actions[2]["created_at"] == "2024-01-01T00:01:00Z"
+    assert actions[2]["created_at"].startswith("2024-01-01T00:01:00")
 
 
-def test_history_filters_and_text(db: Path) -> None:
-    code, out, _ = invoke("history", "--db", str(db), "--state", "refused", "--format", "json")
+def test_history_filters_and_text(control: Path) -> None:
+    args = ("history", "--control", str(control))
+    code, out, _ = invoke(*args, "--state", "refused", "--format", "json")
     assert code == 0
     assert [a["state"] for a in json.loads(out)["actions"]] == ["refused"]
-    code, out, _ = invoke("history", "--db", str(db), "--limit", "1", "--format", "json")
-    assert [a["action_id"] for a in json.loads(out)["actions"]] == ["a2"]
-    code, out, _ = invoke("history", "--db", str(db))
+    code, out, _ = invoke(*args, "--limit", "1", "--format", "json")
+    assert [a["target"] for a in json.loads(out)["actions"]] == ["node-2"]
+    code, out, _ = invoke(*args)
     assert code == 0 and "guard: cooldown" in out and "node-1" in out
+
+
+def _waiting(control: Path) -> str:
+    code, out, _ = invoke("status", "--control", str(control), "--format", "json")
+    assert code == 0, out
+    (action_id,) = json.loads(out)["awaiting_approval"]
+    return str(action_id)
+
+
+def test_approve_moves_the_row_for_the_controller(control: Path) -> None:
+    action_id = _waiting(control)
+    code, out, _ = invoke("approve", action_id, "--control", str(control))
+    assert code == 0 and "approved cordon_and_drain on node-2" in out
+    with ControlStore(control) as store:
+        row = AuditLog(store).get(action_id)
+    assert row is not None and row.state == "approved" and row.result
+    assert row.result.startswith("approved by")
+    code, _, err = invoke("approve", action_id, "--control", str(control))
+    assert code == 2 and "only proposed approval-mode actions" in err and err.count("\n") == 1
+
+
+def test_reject_is_final_and_keeps_the_reason(control: Path) -> None:
+    action_id = _waiting(control)
+    code, _, _ = invoke("reject", action_id, "--why", "node is fine", "--control", str(control))
+    assert code == 0
+    code, out, _ = invoke("history", "--control", str(control), "--state", "rejected")
+    assert "node is fine" in out
+    assert invoke("approve", action_id, "--control", str(control))[0] == 2
+
+
+def test_approving_an_auto_or_unknown_action_is_refused(control: Path) -> None:
+    code, out, _ = invoke("history", "--control", str(control), "--format", "json")
+    done = next(a for a in json.loads(out)["actions"] if a["state"] == "done")
+    assert invoke("approve", done["action_id"], "--control", str(control))[0] == 2
+    code, _, err = invoke("approve", "nope", "--control", str(control))
+    assert code == 2 and "no action nope" in err
+
+
+def test_kill_switch_and_breaker_persist(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "heal.sqlite"
+    code, _, _ = invoke("kill-switch", "on", "--reason", "bad rollout", "--control", str(path))
+    assert code == 0 and path.is_file()  # engaging may create the file: stop before a start
+    code, out, _ = invoke("status", "--control", str(path), "--format", "json")
+    switch = json.loads(out)["switches"]["kill_switch"]
+    assert switch["engaged"] and switch["reason"] == "bad rollout" and switch["changed_by"]
+    with ControlStore(path) as store:
+        assert Switches(store).engaged("kill_switch")
+        Switches(store).set("breaker", True, datetime.now(UTC), "guard", "storm")
+    assert invoke("kill-switch", "off", "--control", str(path))[0] == 0
+    assert invoke("reset-breaker", "--control", str(path))[0] == 0
+    code, out, _ = invoke("status", "--control", str(path))
+    assert "kill_switch: off" in out and "breaker: off" in out
+
+
+def test_control_errors_are_one_line(tmp_path: Path) -> None:
+    code, _, err = invoke("history", "--control", str(tmp_path / "missing.sqlite"))
+    assert code == 2 and err.startswith("fleetmedic: error: no control store at")
+    assert invoke("kill-switch", "maybe", "--control", str(tmp_path / "x"))[0] == 2
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"\x00garbage" * 100)
+    code, _, err = invoke("status", "--control", str(junk))
+    assert code == 2 and "cannot open control store" in err and err.count("\n") == 1
 
 
 def test_lemons_json(db: Path) -> None:
@@ -132,7 +203,7 @@ def test_checkpoints_json(db: Path) -> None:
     assert code == 0 and "Daly" in out and "GPU-hours" in out
 
 
-@pytest.mark.parametrize("command", ["history", "lemons", "checkpoints"])
+@pytest.mark.parametrize("command", ["lemons", "checkpoints"])
 def test_missing_db_is_one_line_exit_2(tmp_path: Path, command: str) -> None:
     code, _, err = invoke(command, "--db", str(tmp_path / "nope.duckdb"))
     assert code == 2

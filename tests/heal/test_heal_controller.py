@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 from healkit import AUTO_POLICIES, Crash, FakeClock, Rig, diagnosis, event
 
-from fleetmedic.heal.controller import HealEvent, PermanentActionError, TemporaryActionError
+from fleetmedic.heal.audit import AuditLog
+from fleetmedic.heal.controller import HealEvent
 from fleetmedic.heal.policy import load_policies, parse_policies
+from fleetmedic.heal.state import ControlStore, Switches
 from fleetmedic.model.errors import InputError
+from fleetmedic.model.executor import PermanentActionError, TemporaryActionError
 from fleetmedic.model.records import Job
-from fleetmedic.store.db import Store
 
 
 def states(rig: Rig) -> dict[tuple[str, str], str]:
@@ -49,16 +51,16 @@ def test_late_event_for_an_older_attempt_is_ignored(rig: Rig) -> None:
     assert rig.executor.calls == [("restart_from_checkpoint", "job-1", ())]
 
 
-def test_out_of_order_events_give_the_same_actions(store: Store, clock: FakeClock) -> None:
+def test_out_of_order_events_give_the_same_actions(control: ControlStore, clock: FakeClock) -> None:
     events = [
         event("gpu_hardware", "job-1", node="n1"),
         event("nccl_comm", "job-2", node="n2"),
         event("gpu_oom", "job-3", node="n4"),
     ]
-    first = Rig(store, parse_policies(AUTO_POLICIES), clock)
+    first = Rig(control, parse_policies(AUTO_POLICIES), clock)
     for ev in events:
         first.controller.handle(ev)
-    with Store(":memory:") as other:
+    with ControlStore(":memory:") as other:
         second = Rig(other, parse_policies(AUTO_POLICIES), clock)
         for ev in reversed(events + events):
             second.controller.handle(ev)
@@ -102,8 +104,8 @@ def test_guard_refusal_is_recorded(rig: Rig) -> None:
     assert rig.executor.calls == []
 
 
-def test_dry_run_default_policies_change_nothing(store: Store, clock: FakeClock) -> None:
-    rig = Rig(store, load_policies(), clock)
+def test_dry_run_default_policies_change_nothing(control: ControlStore, clock: FakeClock) -> None:
+    rig = Rig(control, load_policies(), clock)
     actions = rig.controller.handle(event("gpu_hardware", node="n3"))
     assert rig.executor.calls == []
     assert all(a.mode == "dry-run" for a in actions)
@@ -116,18 +118,18 @@ def test_dry_run_default_policies_change_nothing(store: Store, clock: FakeClock)
     assert rig.controller.resume() == []
 
 
-def test_dry_run_actions_cannot_be_approved(store: Store, clock: FakeClock) -> None:
-    rig = Rig(store, load_policies(), clock)
+def test_dry_run_actions_cannot_be_approved(control: ControlStore, clock: FakeClock) -> None:
+    rig = Rig(control, load_policies(), clock)
     actions = rig.controller.handle(event("gpu_hardware", node="n3"))
     requeue = next(a for a in actions if a.kind == "requeue_excluding_node")
-    with pytest.raises(InputError, match="only approval-mode actions"):
+    with pytest.raises(InputError, match="only proposed approval-mode actions"):
         rig.controller.approve(requeue.action_id)
     assert rig.executor.calls == []
 
 
-def test_approval_mode_waits_for_a_person(store: Store, clock: FakeClock) -> None:
+def test_approval_mode_waits_for_a_person(control: ControlStore, clock: FakeClock) -> None:
     text = AUTO_POLICIES.replace("mode: auto", "mode: approval")
-    rig = Rig(store, parse_policies(text), clock)
+    rig = Rig(control, parse_policies(text), clock)
     (cordon, requeue) = rig.controller.handle(event("gpu_hardware", node="n3"))
     assert cordon.state == requeue.state == "proposed"
     assert rig.controller.resume() == []
@@ -166,10 +168,10 @@ def test_failed_verification_ends_failed(rig: Rig) -> None:
 
 
 def test_crash_then_resume_never_repeats_done(tmp_path: Path, clock: FakeClock) -> None:
-    db = tmp_path / "fm.duckdb"
+    db = tmp_path / "heal.sqlite"
     policies = parse_policies(AUTO_POLICIES)
-    with Store(db) as store:
-        rig = Rig(store, policies, clock)
+    with ControlStore(db) as control:
+        rig = Rig(control, policies, clock)
         rig.executor.fail[("requeue", "job-1")] = Crash("process killed")
         with pytest.raises(Crash):
             rig.controller.handle(event("gpu_hardware", node="n3"))
@@ -179,8 +181,8 @@ def test_crash_then_resume_never_repeats_done(tmp_path: Path, clock: FakeClock) 
         }
         calls_before = list(rig.executor.calls)
         executor = rig.executor
-    with Store(db) as store:  # a new process: new store handle, guard and controller
-        rig = Rig(store, policies, clock)
+    with ControlStore(db) as control:  # a new process: new store handle, guard and controller
+        rig = Rig(control, policies, clock)
         rig.executor = executor
         executor.fail.clear()
         rig.restart()
@@ -223,3 +225,70 @@ def test_node_repaired_health_check_then_uncordon(rig: Rig) -> None:
     assert rig.executor.calls[-1] == ("uncordon", "n3", ())
     assert "n3" not in rig.guard.fleet.cordoned
     assert rig.controller.node_repaired("n3", "repair-3", mode="auto") == ok  # duplicate report
+
+
+def test_kill_switch_from_another_connection_stops_a_running_controller(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    db = tmp_path / "heal.sqlite"
+    with ControlStore(db) as control, ControlStore(db) as operator:
+        rig = Rig(control, parse_policies(AUTO_POLICIES), clock)
+        Switches(operator).set("kill_switch", True, clock(), "alice", "incident")
+        actions = rig.controller.handle(event("gpu_hardware", node="n3"))
+        assert {a.state for a in actions} == {"refused"}
+        assert all("kill switch" in (a.result or "") for a in actions)
+        assert rig.executor.calls == []
+
+
+def test_a_tripped_breaker_stays_open_after_a_restart(tmp_path: Path, clock: FakeClock) -> None:
+    text = AUTO_POLICIES.replace("storm_actions: 100", "storm_actions: 2")
+    db = tmp_path / "heal.sqlite"
+    with ControlStore(db) as control:
+        rig = Rig(control, parse_policies(text), clock)
+        for job in range(3):
+            rig.controller.handle(event("nccl_comm", job_id=f"job-{job}", node=None))
+        assert rig.guard.breaker_open
+    with ControlStore(db) as control:
+        rig = Rig(control, parse_policies(text), clock)
+        (action,) = rig.controller.handle(event("nccl_comm", job_id="job-9", node=None))
+        assert action.state == "refused" and "manual reset" in (action.result or "")
+        rig.guard.reset_breaker("bob")
+        (again,) = rig.controller.handle(event("nccl_comm", job_id="job-10", node=None))
+        assert again.state == "done"
+
+
+def test_restart_keeps_cooldowns_and_rate_limits(tmp_path: Path, clock: FakeClock) -> None:
+    text = AUTO_POLICIES.replace("burst: 100", "burst: 1").replace(
+        "default_rate_per_hour: 1000", "default_rate_per_hour: 1"
+    )
+    db = tmp_path / "heal.sqlite"
+    with ControlStore(db) as control:
+        rig = Rig(control, parse_policies(text), clock)
+        (first,) = rig.controller.handle(event("nccl_comm", job_id="job-1", node=None))
+        assert first.state == "done"
+    clock.advance(60)
+    with ControlStore(db) as control:  # a fresh process would otherwise have a full bucket
+        rig = Rig(control, parse_policies(text), clock)
+        assert rig.controller.resume() == []
+        (second,) = rig.controller.handle(event("nccl_comm", job_id="job-2", node=None))
+        assert second.state == "refused" and "rate limit" in (second.result or "")
+
+
+def test_approval_given_elsewhere_is_run_by_the_controller(
+    control: ControlStore, clock: FakeClock
+) -> None:
+    text = AUTO_POLICIES.replace(
+        "action: cordon_and_drain\n    mode: auto", "action: cordon_and_drain\n    mode: approval"
+    )
+    rig = Rig(control, parse_policies(text), clock)
+    cordon = next(
+        a
+        for a in rig.controller.handle(event("gpu_hardware", node="n3"))
+        if a.kind == "cordon_and_drain"
+    )
+    assert cordon.state == "proposed" and ("cordon", "n3", ()) not in rig.executor.calls
+    assert rig.controller.run_approved() == []
+    AuditLog(control).approve(cordon.action_id, clock(), "carol")
+    (ran,) = rig.controller.run_approved()
+    assert ran.state == "done" and ("cordon", "n3", ()) in rig.executor.calls
+    assert rig.controller.run_approved() == []

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fleetmedic.heal.policy import parse_policies
-from fleetmedic.store.db import Store
+from fleetmedic.heal.state import ControlStore
 
 EVENTS = [
     event("gpu_hardware", "job-1", node="n1"),
@@ -26,8 +26,8 @@ POLICIES = parse_policies(AUTO_POLICIES)
 @given(st.lists(st.integers(0, len(EVENTS) - 1), min_size=1, max_size=20))
 def test_no_action_runs_twice(order: list[int]) -> None:
     clock = FakeClock()
-    with Store(":memory:") as store:
-        rig = Rig(store, POLICIES, clock)
+    with ControlStore(":memory:") as control:
+        rig = Rig(control, POLICIES, clock)
         for i in order:
             rig.controller.handle(EVENTS[i])
             clock.advance(7)

@@ -41,7 +41,7 @@ def diagnose(
         typer.Argument(
             metavar="PATH",
             help="Logs (plain or .gz), pod/job/event JSON or YAML, kubectl describe "
-            "output, or a directory of them for one job; '-' reads standard input."
+            "output, or a directory of them for one job; '-' reads standard input.",
         ),
     ],
     output_format: Annotated[

@@ -1,24 +1,27 @@
-"""``fleetmedic heal ...``: the healing audit trail, lemon nodes and checkpoint advice (docs/healing.md)."""
+"""``fleetmedic heal ...``: audit trail, operator controls, lemon nodes, checkpoint advice (docs/healing.md)."""
 
 from __future__ import annotations
 
-import json
+import getpass
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import typer
 
 from fleetmedic.cli.app import app, fail
 from fleetmedic.cli.output import print_json
+from fleetmedic.heal.audit import AuditLog
 from fleetmedic.heal.checkpoints import DEFAULT_SAVE_COST_MINUTES, advise
 from fleetmedic.heal.lemons import DEFAULT_FDR, find_lemons
+from fleetmedic.heal.state import ControlStore, Switches, default_control_path
 from fleetmedic.model.errors import FleetmedicError
 from fleetmedic.store import Store, default_db_path
 
 heal = typer.Typer(
-    help="Healing: the audit trail of actions, lemon nodes, checkpoint advice.",
+    help="Healing: audit trail, approvals, kill switch, lemon nodes, checkpoint advice.",
     no_args_is_help=True,
 )
 app.add_typer(heal, name="heal")
@@ -26,6 +29,12 @@ app.add_typer(heal, name="heal")
 FORMATS = ("text", "json")
 _DB = typer.Option(default_db_path(), "--db", help="DuckDB store to read.")
 _FORMAT = typer.Option("text", "--format", help="text or json.")
+_CONTROL = typer.Option(
+    default_control_path(),
+    "--control",
+    envvar="FLEETMEDIC_CONTROL",
+    help="The controller's state file (actions, switches); SQLite.",
+)
 
 
 def _check_format(fmt: str) -> None:
@@ -35,7 +44,7 @@ def _check_format(fmt: str) -> None:
 
 @contextmanager
 def _open(db: Path) -> Iterator[Store]:
-    """The store at ``db``, read-only so a running controller keeps writing; bad paths exit 2."""
+    """The store at ``db``, read-only; bad paths exit 2."""
     if not db.is_file():
         fail(f"no database at {db}")
     try:
@@ -46,55 +55,127 @@ def _open(db: Path) -> Iterator[Store]:
         yield store
 
 
+@contextmanager
+def _control(path: Path, *, create: bool = False) -> Iterator[ControlStore]:
+    """The controller's state file; only the kill switch may create it (to stop before a start)."""
+    if not create and not path.is_file():
+        fail(f"no control store at {path}")
+    try:
+        control = ControlStore(path)
+    except FleetmedicError as exc:
+        fail(str(exc))
+    with control:
+        yield control
+
+
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _operator() -> str:
+    return os.environ.get("USER") or getpass.getuser()
+
+
 @heal.command("history")
 def history(
-    db: Path = _DB,
+    control: Path = _CONTROL,
     state: str | None = typer.Option(None, "--state", help="Only actions in this state."),
     limit: int = typer.Option(50, "--limit", min=1, help="Most recent N actions."),
     fmt: str = _FORMAT,
 ) -> None:
-    """The audit trail: actions from the ``actions`` table, most recent first."""
+    """The audit trail: every action and why, most recent first."""
     _check_format(fmt)
-    sql = (
-        "SELECT action_id, kind, target, because, mode, state, created_at, updated_at, result "
-        "FROM actions"
-    )
-    params: list[Any] = []
-    if state is not None:
-        sql += " WHERE state = ?"
-        params.append(state)
-    sql += f" ORDER BY created_at DESC, action_id LIMIT {int(limit)}"
-    with _open(db) as store:
-        rows = store.con.execute(sql, params).fetchall()
-    actions = [
-        {
-            "action_id": r[0],
-            "kind": r[1],
-            "target": r[2],
-            "because": json.loads(r[3]) if r[3] else [],
-            "mode": r[4],
-            "state": r[5],
-            "created_at": r[6].isoformat() + "Z",
-            "updated_at": r[7].isoformat() + "Z",
-            "result": r[8],
-        }
-        for r in rows
-    ]
+    with _control(control) as store:
+        rows = AuditLog(store).recent(limit, state)
+    actions = [a.model_dump(mode="json") for a in rows]
     if fmt == "json":
         print_json({"actions": actions})
         return
     if not actions:
         typer.echo("no actions")
         return
-    for a in actions:
-        line = f"{a['created_at']}  {a['state']:<11} {a['mode']:<8} {a['kind']:<10} {a['target']}"
-        if a["result"]:
-            line += f"  ({a['result']})"
+    for a in rows:
+        when = a.created_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        line = f"{when}  {a.state:<9} {a.mode:<8} {a.kind:<26} {a.target}  [{a.action_id[:12]}]"
+        if a.result:
+            line += f"  ({a.result})"
         typer.echo(line)
+
+
+@heal.command("status")
+def status(control: Path = _CONTROL, fmt: str = _FORMAT) -> None:
+    """The guard's switches and how many actions are in each state (what waits for a person)."""
+    _check_format(fmt)
+    with _control(control) as store:
+        switches = Switches(store).describe()
+        counts = AuditLog(store).counts()
+        waiting = [
+            a.action_id
+            for a in AuditLog(store).pending()
+            if a.mode == "approval" and a.state == "proposed"
+        ]
+    if fmt == "json":
+        print_json({"switches": switches, "actions": counts, "awaiting_approval": waiting})
+        return
+    for name, info in switches.items():
+        said = "ENGAGED" if info["engaged"] else "off"
+        who = f" (by {info['changed_by']} at {info['changed_at']})" if info["changed_at"] else ""
+        typer.echo(f"{name}: {said}{who}")
+    typer.echo("actions: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
+    typer.echo(f"awaiting approval: {len(waiting)}")
+    for action_id in waiting:
+        typer.echo(f"  {action_id}")
+
+
+@heal.command("approve")
+def approve(
+    action_id: str = typer.Argument(..., help="The action's id (see heal history / status)."),
+    control: Path = _CONTROL,
+) -> None:
+    """Approve an approval-mode action; the running controller executes it, through the guard."""
+    with _control(control) as store:
+        try:
+            action = AuditLog(store).approve(action_id, datetime.now(UTC), _operator())
+        except FleetmedicError as exc:
+            fail(str(exc))
+    typer.echo(f"approved {action.kind} on {action.target} [{action.action_id}]")
+
+
+@heal.command("reject")
+def reject(
+    action_id: str = typer.Argument(..., help="The action's id."),
+    why: str = typer.Option("", "--why", help="Reason, kept in the audit trail."),
+    control: Path = _CONTROL,
+) -> None:
+    """Reject an approval-mode action: it is final and never runs."""
+    with _control(control) as store:
+        try:
+            action = AuditLog(store).reject(action_id, datetime.now(UTC), _operator(), why)
+        except FleetmedicError as exc:
+            fail(str(exc))
+    typer.echo(f"rejected {action.kind} on {action.target} [{action.action_id}]")
+
+
+@heal.command("kill-switch")
+def kill_switch(
+    setting: str = typer.Argument(..., help="on (stop every action) or off."),
+    reason: str = typer.Option("", "--reason", help="Why, kept with the switch."),
+    control: Path = _CONTROL,
+) -> None:
+    """Stop (on) or allow (off) every action of every controller sharing this control store."""
+    if setting not in ("on", "off"):
+        fail(f"kill-switch takes on or off, got {setting!r}")
+    with _control(control, create=setting == "on") as store:
+        Switches(store).set("kill_switch", setting == "on", datetime.now(UTC), _operator(), reason)
+    typer.echo(f"kill switch {setting}")
+
+
+@heal.command("reset-breaker")
+def reset_breaker(control: Path = _CONTROL) -> None:
+    """Close the circuit breaker after looking at the action storm that tripped it."""
+    with _control(control) as store:
+        Switches(store).set("breaker", False, datetime.now(UTC), _operator(), "reset")
+    typer.echo("circuit breaker reset")
 
 
 @heal.command("lemons")

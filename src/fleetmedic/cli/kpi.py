@@ -108,13 +108,17 @@ def _headline(r: dict[str, Any]) -> Table:
         ("ETTR", _pct(r["ettr"])),
         ("MTTR", _num(r["mttr_hours"], " h")),
         ("MTTD", _num(r["mttd_hours"], " h")),
-        ("queue wait p50 / p90 / p99",
-         " / ".join(_num(wait[k], " h") for k in ("p50", "p90", "p99"))),
+        (
+            "queue wait p50 / p90 / p99",
+            " / ".join(_num(wait[k], " h") for k in ("p50", "p90", "p99")),
+        ),
         ("GPU allocation rate", _pct(r["capacity"]["allocation_rate"])),
         ("GPU utilization (allocated)", _pct(r["capacity"]["utilization"])),
         ("attempts per success", _num(r["velocity"]["attempts_per_success"])),
-        ("users blocked by platform failures",
-         f"{r['velocity']['users']['blocked_by_platform']} of {r['velocity']['users']['active']}"),
+        (
+            "users blocked by platform failures",
+            f"{r['velocity']['users']['blocked_by_platform']} of {r['velocity']['users']['active']}",
+        ),
     ]
     for name, value in rows:
         table.add_row(name, value)
@@ -122,31 +126,61 @@ def _headline(r: dict[str, Any]) -> Table:
 
 
 def _outcomes(r: dict[str, Any]) -> Table:
-    table = Table("status", "jobs", "share of jobs", "share of GPU-hours", title="Outcomes",
-                  title_justify="left")
+    table = Table(
+        "status",
+        "jobs",
+        "share of jobs",
+        "share of GPU-hours",
+        title="Outcomes",
+        title_justify="left",
+    )
     for status in STATUSES:
-        table.add_row(status, f"{r['jobs']['count_by_status'][status]:,}",
-                      _pct(r["jobs"]["by_status"][status]),
-                      _pct(r["gpu_hours"]["by_status"][status]))
+        table.add_row(
+            status,
+            f"{r['jobs']['count_by_status'][status]:,}",
+            _pct(r["jobs"]["by_status"][status]),
+            _pct(r["gpu_hours"]["by_status"][status]),
+        )
     return table
 
 
 def _failures(by_category: dict[str, dict[str, Any]]) -> Table:
-    table = Table("category", "failures", "GPU-hours lost", title="Failures by root cause",
-                  title_justify="left")
+    table = Table(
+        "category",
+        "failures",
+        "GPU-hours lost",
+        title="Failures by root cause",
+        title_justify="left",
+    )
     for category, row in by_category.items():
         table.add_row(category, f"{row['count']:,}", _num(row["gpu_hours_lost"]))
     return table
 
 
 def _groups(by: str, groups: dict[str, dict[str, Any]]) -> Table:
-    table = Table(by, "jobs", "GPU-hours", "succeeded", "failed", "goodput", "ETTR", "MTTR",
-                  "wait p50", title=f"By {by}", title_justify="left")
+    table = Table(
+        by,
+        "jobs",
+        "GPU-hours",
+        "succeeded",
+        "failed",
+        "goodput",
+        "ETTR",
+        "MTTR",
+        "wait p50",
+        title=f"By {by}",
+        title_justify="left",
+    )
     for key, g in groups.items():
         table.add_row(
-            key, f"{g['jobs']['total']:,}", _num(g["gpu_hours"]["total"]),
-            _pct(g["jobs"]["by_status"]["succeeded"]), _pct(g["jobs"]["by_status"]["failed"]),
-            _pct(g["goodput"]), _pct(g["ettr"]), _num(g["mttr_hours"], " h"),
+            key,
+            f"{g['jobs']['total']:,}",
+            _num(g["gpu_hours"]["total"]),
+            _pct(g["jobs"]["by_status"]["succeeded"]),
+            _pct(g["jobs"]["by_status"]["failed"]),
+            _pct(g["goodput"]),
+            _pct(g["ettr"]),
+            _num(g["mttr_hours"], " h"),
             _num(g["queue_wait_hours"]["p50"], " h"),
         )
     return table

@@ -1,4 +1,4 @@
-"""The write-ahead audit: every action is in the store's ``actions`` table before it runs.
+"""The write-ahead audit: every action is in the control store's ``actions`` table before it runs.
 
 One writer (:class:`AuditLog`) owns the table. An action is inserted ``proposed`` under a
 deterministic key (:func:`action_key`), so the same decision made twice, by a duplicated event
@@ -11,17 +11,23 @@ or a restarted controller, finds its row instead of acting again. States only mo
 
 ``done``, ``failed``, ``refused`` and ``rejected`` are final: :meth:`AuditLog.transition`
 refuses to leave them, which is what makes "never repeat a done action" hold even against bugs.
+
+Every write commits on its own unless it runs inside :meth:`AuditLog.batch`, which groups a burst
+of proposals into one commit (the event pipeline uses it); :meth:`AuditLog.flush` commits early,
+and the controller calls it before any executor call, so a row is durable before its side effect.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
 
+from fleetmedic.heal.state import ControlStore, iso
+from fleetmedic.model.errors import InputError
 from fleetmedic.model.records import Action, ActionMode, ActionState
-from fleetmedic.store.db import Store
 
 FINAL: frozenset[str] = frozenset({"done", "failed", "refused", "rejected", "rolled_back"})
 PENDING: tuple[str, ...] = ("proposed", "approved", "executing")
@@ -44,19 +50,31 @@ class TransitionError(RuntimeError):
     """A state change that the audit's state machine forbids: a bug in the caller, not retried."""
 
 
-def _naive(ts: datetime) -> datetime:
-    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
-
-
-def _aware(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
-
-
 class AuditLog:
     """The one writer of ``actions``."""
 
-    def __init__(self, store: Store) -> None:
-        self.con = store.con
+    def __init__(self, control: ControlStore) -> None:
+        self.con = control.con
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group the writes inside into one transaction (nested calls join the outer one)."""
+        if self.con.in_transaction:
+            yield
+            return
+        self.con.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    def flush(self) -> None:
+        """Make everything written so far durable now, even inside :meth:`batch`."""
+        if self.con.in_transaction:
+            self.con.execute("COMMIT")
+            self.con.execute("BEGIN IMMEDIATE")
 
     def propose(
         self,
@@ -73,7 +91,7 @@ class AuditLog:
         if existing is not None:
             return existing, False
         causes = json.dumps(sorted(set(because)))
-        ts = _naive(now)
+        ts = iso(now)
         self.con.execute(
             f"INSERT OR IGNORE INTO actions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, 'proposed', ?, ?, ?)",
             [key, kind, target, causes, mode, ts, ts, result],
@@ -94,11 +112,30 @@ class AuditLog:
         self.con.execute(
             "UPDATE actions SET state = ?, updated_at = ?, result = coalesce(?, result) "
             "WHERE action_id = ? AND state = ?",
-            [state, _naive(now), result, action_id, current.state],
+            [state, iso(now), result, action_id, current.state],
         )
         updated = self.get(action_id)
         assert updated is not None
         return updated
+
+    def approve(self, action_id: str, now: datetime, by: str) -> Action:
+        """A person approves a waiting ``approval``-mode action; a controller then runs it."""
+        return self._decide(action_id, "approved", now, f"approved by {by or 'an operator'}")
+
+    def reject(self, action_id: str, now: datetime, by: str, why: str = "") -> Action:
+        reason = f"rejected by {by or 'an operator'}" + (f": {why}" if why else "")
+        return self._decide(action_id, "rejected", now, reason)
+
+    def _decide(self, action_id: str, state: ActionState, now: datetime, note: str) -> Action:
+        pending = self.get(action_id)
+        if pending is None:
+            raise InputError(f"no action {action_id}")
+        if pending.mode != "approval" or pending.state != "proposed":
+            raise InputError(
+                f"action {action_id} is a {pending.state} {pending.mode} action; only proposed "
+                "approval-mode actions wait for a person"
+            )
+        return self.transition(action_id, state, now, note)
 
     def get(self, action_id: str) -> Action | None:
         rows = self._select("WHERE action_id = ?", [action_id])
@@ -114,8 +151,28 @@ class AuditLog:
             f"WHERE state IN ({marks}) ORDER BY created_at, action_id", list(PENDING)
         )
 
+    def counts(self) -> dict[str, int]:
+        """Actions per state (for ``heal status`` and metrics)."""
+        rows = self.con.execute("SELECT state, count(*) FROM actions GROUP BY state").fetchall()
+        return {str(state): int(n) for state, n in rows}
+
     def all(self) -> list[Action]:
         return self._select("ORDER BY created_at, action_id", [])
+
+    def since(self, start: datetime, states: Sequence[str]) -> list[Action]:
+        """Actions in ``states`` touched at or after ``start`` (the guard replays these)."""
+        marks = ", ".join("?" for _ in states)
+        return self._select(
+            f"WHERE updated_at >= ? AND state IN ({marks}) ORDER BY updated_at, action_id",
+            [iso(start), *states],
+        )
+
+    def recent(self, limit: int, state: str | None = None) -> list[Action]:
+        """The newest ``limit`` actions (optionally in one state), newest first."""
+        where, params = ("WHERE state = ? ", [state]) if state else ("", [])
+        return self._select(
+            f"{where}ORDER BY created_at DESC, action_id LIMIT ?", [*params, int(limit)]
+        )
 
     def _select(self, where: str, params: list[object]) -> list[Action]:
         rows = self.con.execute(f"SELECT {_COLUMNS} FROM actions {where}", params).fetchall()
@@ -127,8 +184,8 @@ class AuditLog:
                 because=tuple(json.loads(r[3]) if r[3] else ()),
                 mode=r[4],
                 state=r[5],
-                created_at=_aware(r[6]),
-                updated_at=_aware(r[7]),
+                created_at=datetime.fromisoformat(r[6]),
+                updated_at=datetime.fromisoformat(r[7]),
                 result=r[8],
             )
             for r in rows

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from fleetmedic.heal.audit import AuditLog, action_key
 from fleetmedic.heal.guard import Guard
 from fleetmedic.heal.policy import NODE_KINDS, RETRY_KINDS, Policy, PolicySet
-from fleetmedic.model.errors import FleetmedicError, InputError
-from fleetmedic.model.executor import Executor
+from fleetmedic.model.errors import InputError
+from fleetmedic.model.executor import Executor, PermanentActionError, TemporaryActionError
 from fleetmedic.model.records import Action, ActionMode, Diagnosis, Job
 
 _NODE_CAUSE = "node:"
@@ -47,14 +47,6 @@ class Verifier(Protocol):
     def verify(self, action: Action) -> str | None:
         """``None`` when the action had its effect, else what is wrong."""
         ...
-
-
-class TemporaryActionError(FleetmedicError):
-    """The executor could not act now (API busy, conflict); trying again later may work."""
-
-
-class PermanentActionError(FleetmedicError):
-    """The executor can never do this (object gone, forbidden); do not retry."""
 
 
 @dataclass(frozen=True)
@@ -210,23 +202,25 @@ class Controller:
         return None
 
     # operators ---------------------------------------------------------------------------
-    def approve(self, action_id: str) -> Action:
-        """A person approved an ``approval``-mode action: run it (still through the guard)."""
-        pending = self.audit.get(action_id)
-        if pending is None or pending.mode != "approval":
-            what = "no such action" if pending is None else f"a {pending.mode} action"
-            raise InputError(f"cannot approve {action_id}: {what}; only approval-mode actions")
-        action = self.audit.transition(action_id, "approved", self.clock())
-        return self._drive(action)
+    def approve(self, action_id: str, by: str = "") -> Action:
+        """A person approved an ``approval``-mode action: run it now (still through the guard)."""
+        return self._drive(self.audit.approve(action_id, self.clock(), by))
 
-    def reject(self, action_id: str, why: str = "rejected by operator") -> Action:
-        return self.audit.transition(action_id, "rejected", self.clock(), why)
+    def reject(self, action_id: str, by: str = "", why: str = "") -> Action:
+        return self.audit.reject(action_id, self.clock(), by, why)
+
+    def run_approved(self) -> list[Action]:
+        """Run actions approved from elsewhere (``heal approve`` in another process, the API)."""
+        return [self._drive(a) for a in self.audit.pending() if a.state == "approved"]
 
     def resume(self) -> list[Action]:
         """After a restart: finish what was admitted but not finished; never touch final rows.
 
-        Dry-run rows and approval rows still waiting for a person are left as they are.
+        Dry-run rows and approval rows still waiting for a person are left as they are. The guard
+        first replays what it admitted recently, so its limits count actions from before the crash.
         """
+        since = self.clock() - timedelta(seconds=self.guard.lookback_seconds())
+        self.guard.replay(self.audit.since(since, ("executing", "done", "failed")))
         finished = []
         for action in self.audit.pending():
             if action.mode == "dry-run":
@@ -238,11 +232,12 @@ class Controller:
 
     # running -----------------------------------------------------------------------------
     def _drive(self, action: Action) -> Action:
-        reason = self.guard.check(action.kind, action.target)
-        if reason:
-            return self.audit.transition(action.action_id, "refused", self.clock(), reason)
-        if action.state != "executing":
+        if action.state != "executing":  # an executing row was admitted before a crash
+            reason = self.guard.check(action.kind, action.target)
+            if reason:
+                return self.audit.transition(action.action_id, "refused", self.clock(), reason)
             action = self.audit.transition(action.action_id, "executing", self.clock())
+        self.audit.flush()  # the row is durable before the cluster is touched
         try:
             self._execute(action)
         except (TimeoutError, TemporaryActionError) as exc:

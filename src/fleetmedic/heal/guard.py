@@ -15,6 +15,11 @@ Rules, checked in this order; the first that refuses gives the reason string:
 
 The clock is injected (a callable returning an aware datetime) so tests move time by hand.
 ``check(..., commit=False)`` answers without spending anything, for dry-runs.
+
+Restart safety: the kill switch and the breaker live in the control store (:class:`Switches`), so
+they hold across restarts and an operator can flip them from another process; cooldowns, the storm
+window and the rate buckets are rebuilt from the audit by :meth:`Guard.replay`, so a restarted
+controller cannot run a second burst the limits had already refused.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from fleetmedic.heal.policy import GuardConfig
-from fleetmedic.model.records import Node
+from fleetmedic.heal.state import ControlStore, Switches
+from fleetmedic.model.records import Action, Node
 
 Clock = Callable[[], datetime]
 
@@ -60,27 +66,55 @@ class _Bucket:
 class Guard:
     """Decides whether an action may run now; returns ``None`` or the reason it may not."""
 
-    def __init__(self, config: GuardConfig, fleet: Fleet, clock: Clock) -> None:
+    def __init__(
+        self, config: GuardConfig, fleet: Fleet, clock: Clock, switches: Switches | None = None
+    ) -> None:
         self.config = config
         self.fleet = fleet
         self.clock = clock
-        self.killed = False
-        self.breaker_open = False
+        self.switches = switches or Switches(ControlStore())
         self._buckets: dict[str, _Bucket] = {}
         self._last: dict[tuple[str, str], float] = {}
         self._recent: deque[float] = deque()
 
+    @property
+    def killed(self) -> bool:
+        return self.switches.engaged("kill_switch")
+
+    @property
+    def breaker_open(self) -> bool:
+        return self.switches.engaged("breaker")
+
     # operator controls -------------------------------------------------------------------
-    def engage_kill_switch(self) -> None:
-        self.killed = True
+    def engage_kill_switch(self, by: str = "", reason: str = "") -> None:
+        self.switches.set("kill_switch", True, self.clock(), by, reason)
 
-    def release_kill_switch(self) -> None:
-        self.killed = False
+    def release_kill_switch(self, by: str = "") -> None:
+        self.switches.set("kill_switch", False, self.clock(), by)
 
-    def reset_breaker(self) -> None:
+    def reset_breaker(self, by: str = "") -> None:
         """Close the breaker after a person has looked at the storm."""
-        self.breaker_open = False
+        self.switches.set("breaker", False, self.clock(), by, "reset")
         self._recent.clear()
+
+    def lookback_seconds(self) -> float:
+        """How far back an admitted action can still limit a new one."""
+        config = self.config
+        slowest = min([config.default_rate_per_hour, *config.rate_per_kind.values()])
+        refill = 3600.0 * config.burst / slowest
+        return max(config.cooldown_seconds, config.storm_window_seconds, refill)
+
+    def replay(self, admitted: Iterable[Action]) -> None:
+        """Rebuild cooldowns, the storm window and rate buckets from actions the guard let run.
+
+        Each action counts at its ``updated_at``: for a finished action that is later than the
+        moment it was allowed, which errs on the side of refusing.
+        """
+        for action in sorted(admitted, key=lambda a: a.updated_at):
+            at = action.updated_at.timestamp()
+            self._last[(action.kind, action.target)] = at
+            self._recent.append(at)
+            self._rate(action.kind, at, commit=True)
 
     # fleet bookkeeping -------------------------------------------------------------------
     def mark_uncordoned(self, node: str) -> None:
@@ -100,7 +134,7 @@ class Guard:
         if self.breaker_open:
             return "circuit breaker open after an action storm: needs a manual reset"
         if commit and self._storm(now):
-            self.breaker_open = True
+            self.switches.set("breaker", True, self.clock(), "guard", "action storm")
             return (
                 f"circuit breaker tripped: more than {self.config.storm_actions} actions within "
                 f"{self.config.storm_window_seconds:g}s; needs a manual reset"

@@ -2,12 +2,25 @@
 
 The simulator's executor, the Kubernetes executor and the test fakes implement it; the healing
 controller calls it. Targets are node names and job ids.
+Executors signal failure with the two errors below so the controller knows whether a retry could
+help; any other exception is treated as a crash.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Protocol
+
+from fleetmedic.model.errors import FleetmedicError
+
+
+class TemporaryActionError(FleetmedicError):
+    """The executor could not act now (API busy, conflict, a PodDisruptionBudget said wait);
+    trying again later may work."""
+
+
+class PermanentActionError(FleetmedicError):
+    """The executor can never do this (object gone, forbidden); do not retry."""
 
 
 class Executor(Protocol):
