@@ -127,18 +127,27 @@ def status(control: Path = _CONTROL, fmt: str = _FORMAT) -> None:
         typer.echo(f"  {action_id}")
 
 
+def _answer(control: Path, action_id: str, approve: bool, why: str = "") -> None:
+    """Record a person's answer to an approval-mode action; the controller acts on it."""
+    with _control(control) as store:
+        audit, now, who = AuditLog(store), datetime.now(UTC), _operator()
+        try:
+            if approve:
+                action = audit.approve(action_id, now, who)
+            else:
+                action = audit.reject(action_id, now, who, why)
+        except FleetmedicError as exc:
+            fail(str(exc))
+    typer.echo(f"{action.state} {action.kind} on {action.target} [{action.action_id}]")
+
+
 @heal.command("approve")
 def approve(
     action_id: str = typer.Argument(..., help="The action's id (see heal history / status)."),
     control: Path = _CONTROL,
 ) -> None:
     """Approve an approval-mode action; the running controller executes it, through the guard."""
-    with _control(control) as store:
-        try:
-            action = AuditLog(store).approve(action_id, datetime.now(UTC), _operator())
-        except FleetmedicError as exc:
-            fail(str(exc))
-    typer.echo(f"approved {action.kind} on {action.target} [{action.action_id}]")
+    _answer(control, action_id, approve=True)
 
 
 @heal.command("reject")
@@ -148,12 +157,7 @@ def reject(
     control: Path = _CONTROL,
 ) -> None:
     """Reject an approval-mode action: it is final and never runs."""
-    with _control(control) as store:
-        try:
-            action = AuditLog(store).reject(action_id, datetime.now(UTC), _operator(), why)
-        except FleetmedicError as exc:
-            fail(str(exc))
-    typer.echo(f"rejected {action.kind} on {action.target} [{action.action_id}]")
+    _answer(control, action_id, approve=False, why=why)
 
 
 @heal.command("kill-switch")
