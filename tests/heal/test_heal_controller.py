@@ -106,6 +106,8 @@ def test_guard_refusal_is_recorded(rig: Rig) -> None:
 
 def test_dry_run_default_policies_change_nothing(control: ControlStore, clock: FakeClock) -> None:
     rig = Rig(control, load_policies(), clock)
+    rig.controller.handle(event("gpu_hardware", job_id="job-0", node="n3"))
+    clock.advance(86400)  # a second hardware fault on n3 within two weeks: a cordon is due
     actions = rig.controller.handle(event("gpu_hardware", node="n3"))
     assert rig.executor.calls == []
     assert all(a.mode == "dry-run" for a in actions)
@@ -292,3 +294,35 @@ def test_approval_given_elsewhere_is_run_by_the_controller(
     (ran,) = rig.controller.run_approved()
     assert ran.state == "done" and ("cordon", "n3", ()) in rig.executor.calls
     assert rig.controller.run_approved() == []
+
+
+def test_a_node_event_without_a_job_cordons_once_per_ref(
+    control: ControlStore, clock: FakeClock
+) -> None:
+    text = AUTO_POLICIES.replace(
+        "policies:\n",
+        "policies:\n  - name: lemon\n    match: {signature: '^lemon[.]'}\n"
+        "    action: cordon_and_drain\n    mode: auto\n",
+    )
+    rig = Rig(control, parse_policies(text), clock)
+    flagged = diagnosis("gpu_hardware", job_id=None, signature="lemon.failure_rate")
+    first = rig.controller.handle(HealEvent(flagged, node="n4", ref="lemon:n4:0"))
+    assert [(a.kind, a.target, a.state) for a in first] == [("cordon_and_drain", "n4", "done")]
+    assert rig.controller.handle(HealEvent(flagged, node="n4", ref="lemon:n4:0")) == []
+    with pytest.raises(InputError, match="names no job and no ref"):
+        rig.controller.handle(HealEvent(flagged, node="n5"))
+
+
+def test_a_windowed_retry_budget_refills(control: ControlStore, clock: FakeClock) -> None:
+    text = AUTO_POLICIES.replace(
+        "retry_budget: {per_job: 3, per_cause: 2}\n  - name: user-fix",
+        "retry_budget: {per_job: 1, per_cause: 1, window_hours: 24}\n  - name: user-fix",
+    )
+    rig = Rig(control, parse_policies(text), clock)
+    (first,) = rig.controller.handle(event("nccl_comm", attempt=1, node=None))
+    (second,) = rig.controller.handle(event("nccl_comm", attempt=2, node=None))
+    assert first.state == "done"
+    assert second.state == "refused" and "within 24 h" in (second.result or "")
+    clock.advance(25 * 3600)
+    (third,) = rig.controller.handle(event("nccl_comm", attempt=3, node=None))
+    assert third.state == "done"

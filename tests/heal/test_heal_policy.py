@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ from healkit import diagnosis
 from fleetmedic.heal.policy import ACTION_KINDS, load_policies, parse_policies
 from fleetmedic.model.errors import InputError
 from fleetmedic.model.taxonomy import CATEGORIES
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_default_policies_load_and_are_dry_run() -> None:
@@ -22,22 +25,44 @@ def test_default_policies_load_and_are_dry_run() -> None:
 def test_default_policies_never_retry_user_causes() -> None:
     policies = load_policies()
     for cat in CATEGORIES.values():
-        kinds = {p.action for p in policies.matching(diagnosis(cat.id), node_repeats=5)}
+        kinds = {p.action for p in policies.matching(diagnosis(cat.id), [NOW] * 5, NOW)}
         if cat.owner == "user" or not cat.retryable:
             assert not kinds & {"retry_from_checkpoint", "requeue_excluding_node"}, cat.id
 
 
-def test_gpu_hardware_cordons_and_requeues() -> None:
-    kinds = [p.action for p in load_policies().matching(diagnosis("gpu_hardware"))]
-    assert kinds == ["cordon_and_drain", "requeue_excluding_node"]
+def test_gpu_hardware_requeues_and_a_repeat_within_two_weeks_cordons() -> None:
+    policies = load_policies()
+    first = [p.action for p in policies.matching(diagnosis("gpu_hardware"), [NOW], NOW)]
+    assert first == ["requeue_excluding_node"]
+    again = [NOW - timedelta(days=13), NOW]
+    assert [p.action for p in policies.matching(diagnosis("gpu_hardware"), again, NOW)] == [
+        "cordon_and_drain",
+        "requeue_excluding_node",
+    ]
+    old = [NOW - timedelta(days=15), NOW]
+    assert "cordon_and_drain" not in {
+        p.action for p in policies.matching(diagnosis("gpu_hardware"), old, NOW)
+    }
+
+
+def test_a_lemon_detection_quarantines_the_node() -> None:
+    flagged = diagnosis("gpu_hardware", signature="lemon.failure_rate", job_id=None)
+    kinds = [p.action for p in load_policies().matching(flagged, [NOW], NOW)]
+    assert kinds[0] == "cordon_and_drain"
 
 
 def test_min_node_repeats() -> None:
     policies = load_policies()
-    once = {p.action for p in policies.matching(diagnosis("nccl_comm"), node_repeats=1)}
-    thrice = {p.action for p in policies.matching(diagnosis("nccl_comm"), node_repeats=3)}
+    once = {p.action for p in policies.matching(diagnosis("nccl_comm"), [NOW], NOW)}
+    thrice = {p.action for p in policies.matching(diagnosis("nccl_comm"), [NOW] * 3, NOW)}
     assert "cordon_and_drain" not in once
     assert "cordon_and_drain" in thrice
+
+
+def test_with_mode_switches_every_policy() -> None:
+    auto = load_policies().with_mode("auto")
+    assert {p.mode for p in auto.policies} == {"auto"}
+    assert [p.name for p in auto.policies] == [p.name for p in load_policies().policies]
 
 
 def test_signature_regex_match() -> None:

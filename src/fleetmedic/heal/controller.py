@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from fleetmedic.heal.audit import AuditLog, action_key
 from fleetmedic.heal.guard import Guard
-from fleetmedic.heal.policy import NODE_KINDS, RETRY_KINDS, Policy, PolicySet
+from fleetmedic.heal.policy import NODE_KINDS, RETRY_KINDS, Policy, PolicySet, RetryBudget
 from fleetmedic.model.errors import InputError
 from fleetmedic.model.executor import Executor, PermanentActionError, TemporaryActionError
 from fleetmedic.model.records import Action, ActionMode, Diagnosis, Job
@@ -58,12 +58,12 @@ class HealEvent:
     node: str | None = None
     attempt: int | None = None
 
+    ref: str | None = None
+    """The source event's id; names the cause of an event about a node and no job."""
+
     @property
-    def job_id(self) -> str:
-        job_id = self.diagnosis.job_id or (self.job.job_id if self.job else None)
-        if not job_id:
-            raise InputError(f"diagnosis of {self.diagnosis.input} names no job")
-        return job_id
+    def job_ref(self) -> str | None:
+        return self.diagnosis.job_id or (self.job.job_id if self.job else None)
 
     @property
     def attempt_no(self) -> int:
@@ -71,11 +71,20 @@ class HealEvent:
 
     @property
     def cause_id(self) -> str:
-        return f"{self.job_id}#{self.attempt_no}:{self.diagnosis.category}"
+        job_id = self.job_ref
+        if job_id is not None:
+            return f"{job_id}#{self.attempt_no}:{self.diagnosis.category}"
+        if self.ref is None:
+            raise InputError(f"event for {self.diagnosis.input} names no job and no ref")
+        return f"{self.ref}:{self.diagnosis.category}"
 
     @property
     def node_id(self) -> str | None:
         return self.node or self.diagnosis.details.get("node")
+
+
+def _within(budget: RetryBudget) -> str:
+    return "" if budget.window_hours is None else f" within {budget.window_hours:g} h"
 
 
 class _Quiet:
@@ -116,35 +125,32 @@ class Controller:
         self.notifier = notifier or _Quiet()
         self.health = health or _AlwaysHealthy()
         self.verifier = verifier or _Trusting()
-        self._node_causes: dict[tuple[str, str], set[str]] = {}
+        self._node_causes: dict[tuple[str, str], dict[str, datetime]] = {}
 
     # events ------------------------------------------------------------------------------
     def handle(self, event: HealEvent) -> list[Action]:
         """Decide and act on one event; returns the actions it created (none for a duplicate)."""
+        history: list[datetime] = []
         node = event.node_id
-        repeats = 1
         if node is not None:
-            seen = self._node_causes.setdefault((node, event.diagnosis.category), set())
-            seen.add(event.cause_id)
-            repeats = len(seen)
+            seen = self._node_causes.setdefault((node, event.diagnosis.category), {})
+            seen.setdefault(event.cause_id, self.clock())
+            history = list(seen.values())
         created = []
-        for policy in self.policies.matching(event.diagnosis, repeats):
+        for policy in self.policies.matching(event.diagnosis, history, self.clock()):
             action = self._decide(policy, event)
             if action is not None:
                 created.append(action)
         return created
 
     def _decide(self, policy: Policy, event: HealEvent) -> Action | None:
-        kind = policy.action
-        node = event.node_id
-        if kind in NODE_KINDS:
-            if node is None:
-                return None
-            target, because = node, [event.cause_id]
-        else:
-            target, because = event.job_id, [event.cause_id]
-            if kind == "requeue_excluding_node" and node is not None:
-                because.append(_NODE_CAUSE + node)
+        kind, node, job = policy.action, event.node_id, event.job_ref
+        target = node if kind in NODE_KINDS else job
+        if target is None:
+            return None
+        because = [event.cause_id]
+        if kind == "requeue_excluding_node" and node is not None:
+            because.append(_NODE_CAUSE + node)
         if kind in RETRY_KINDS and self._moved_on(event):
             return None
         if self.audit.get(action_key(kind, target, because)) is not None:
@@ -183,21 +189,25 @@ class Controller:
             return f"not retried: {diagnosis.category} (owner {diagnosis.owner}) is not retryable"
         budget = policy.retry_budget
         assert budget is not None  # the policy validator requires one for retry kinds
+        start = datetime.min.replace(tzinfo=UTC)
+        if budget.window_hours is not None:
+            start = self.clock() - timedelta(hours=budget.window_hours)
         spent = [
             a
             for a in self.audit.for_target(action.target)
             if a.kind in RETRY_KINDS
             and a.state not in ("refused", "rejected")
             and a.action_id != action.action_id
+            and a.created_at >= start
         ]
         if len(spent) >= budget.per_job:
-            return f"retry budget exhausted: {len(spent)}/{budget.per_job} retries for this job"
+            return f"retry budget exhausted: {len(spent)}/{budget.per_job} retries for this job{_within(budget)}"
         suffix = f":{diagnosis.category}"
         same = [a for a in spent if any(c.endswith(suffix) for c in a.because)]
         if len(same) >= budget.per_cause:
             return (
                 f"retry budget exhausted: {len(same)}/{budget.per_cause} retries for "
-                f"{diagnosis.category} on this job"
+                f"{diagnosis.category} on this job{_within(budget)}"
             )
         return None
 

@@ -10,7 +10,8 @@ GPU-hours. Every problem in a file becomes one :class:`~fleetmedic.model.errors.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Literal, get_args
@@ -46,6 +47,9 @@ class Match(_Strict):
     owners: tuple[str, ...] = ()
     signature: str | None = Field(default=None, description="regex, searched in the signature id")
     min_node_repeats: int = Field(default=1, ge=1)
+    within_hours: float | None = Field(
+        default=None, gt=0, description="count only repeats this recent (default: all)"
+    )
 
     @field_validator("categories")
     @classmethod
@@ -73,19 +77,35 @@ class Match(_Strict):
                 raise ValueError(f"bad signature regex {value!r}: {exc}") from None
         return value
 
-    def matches(self, diagnosis: Diagnosis, node_repeats: int) -> bool:
+    def matches(
+        self, diagnosis: Diagnosis, history: Sequence[datetime] = (), now: datetime | None = None
+    ) -> bool:
+        """``history``: when each distinct failure of this category hit the node (this one too)."""
         if self.categories and diagnosis.category not in self.categories:
             return False
         if self.owners and diagnosis.owner not in self.owners:
             return False
         if self.signature is not None and not re.search(self.signature, diagnosis.signature or ""):
             return False
-        return node_repeats >= self.min_node_repeats
+        if self.min_node_repeats == 1:
+            return True
+        if self.within_hours is not None and now is not None:
+            start = now - timedelta(hours=self.within_hours)
+            history = [t for t in history if t >= start]
+        return len(history) >= self.min_node_repeats
 
 
 class RetryBudget(_Strict):
+    """Retries allowed per job and per (job, cause); a crash loop stops at the budget.
+
+    With ``window_hours`` only the retries that recent count, so a month-long pre-training run
+    is not abandoned after its third infrastructure fault while a job failing every ten minutes
+    still stops quickly.
+    """
+
     per_job: int = Field(ge=0)
     per_cause: int = Field(ge=0)
+    window_hours: float | None = Field(default=None, gt=0)
 
 
 class Policy(_Strict):
@@ -144,9 +164,16 @@ class PolicySet(_Strict):
             raise ValueError(f"duplicate policy names {dupes}")
         return self
 
-    def matching(self, diagnosis: Diagnosis, node_repeats: int = 1) -> Iterator[Policy]:
+    def matching(
+        self, diagnosis: Diagnosis, history: Sequence[datetime] = (), now: datetime | None = None
+    ) -> Iterator[Policy]:
         """Every policy that applies, in file order (one diagnosis may cordon *and* requeue)."""
-        return (p for p in self.policies if p.match.matches(diagnosis, node_repeats))
+        return (p for p in self.policies if p.match.matches(diagnosis, history, now))
+
+    def with_mode(self, mode: ActionMode) -> PolicySet:
+        """The same policies, all in ``mode`` (the simulator's ``--heal auto`` switches all on)."""
+        policies = tuple(p.model_copy(update={"mode": mode}) for p in self.policies)
+        return self.model_copy(update={"policies": policies})
 
 
 def _one_line(error: ValidationError) -> str:
