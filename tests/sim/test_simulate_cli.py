@@ -93,3 +93,21 @@ def test_json_summary_has_the_contract_and_fills_the_store(tmp_path: Path) -> No
     assert all(counts.values()), counts
     assert counts["jobs"] == summary["jobs"]["total"]
     assert counts["diagnoses"] == summary["diagnosis"]["total"]
+
+
+def test_a_policy_file_drives_the_controller(tmp_path: Path) -> None:
+    only_notify = tmp_path / "policies.yaml"
+    only_notify.write_text(
+        "version: 1\npolicies:\n  - name: page\n    match: {owners: [platform]}\n"
+        "    action: notify\n"
+    )
+    args = ["--gpus", "128", "--days", "2", "--seed", "3", "--heal", "auto", "--no-store"]
+    proc = fleetmedic("simulate", *args, "--policies", str(only_notify), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    actions = json.loads(proc.stdout)["actions"]
+    assert set(actions) == {"notify"} and actions["notify"] > 0, actions
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("policies:\n  - name: x\n    match: {categories: [nope]}\n    action: notify\n")
+    proc = fleetmedic("simulate", *args, "--policies", str(broken))
+    assert proc.returncode == 2 and "unknown categories" in proc.stderr
+    assert proc.stderr.count("\n") == 1

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from fleetmedic.cli.app import app, fail
 from fleetmedic.cli.output import print_json, progress_bars, stdout
+from fleetmedic.heal.policy import load_policies
 from fleetmedic.model.errors import FleetmedicError
 from fleetmedic.sim.config import SimConfig, describe_error
 from fleetmedic.store import default_db_path
@@ -73,6 +74,12 @@ def simulate(
         help="Replay the jobs table of this store instead of generating a workload.",
     ),
     no_store: bool = typer.Option(False, "--no-store", help="Do not write the run to --db."),
+    policies: Path | None = typer.Option(
+        None,
+        "--policies",
+        help="Healing policy file (docs/healing.md); default: the packaged policies. "
+        "--heal sets every policy's mode.",
+    ),
 ) -> None:
     """Simulate a GPU fleet on Kubernetes: failures at published rates, diagnosis, healing."""
     chosen = _config(
@@ -81,9 +88,10 @@ def simulate(
     if replay is not None and not replay.is_file():
         fail(f"--replay: no database at {replay}")
     try:
+        rules = None if policies is None else load_policies(policies)
         with progress_bars(sys.stderr.isatty()) as progress:
             result, _ = run_simulation(
-                chosen, None if no_store else db, replay=replay, progress=progress
+                chosen, None if no_store else db, replay=replay, progress=progress, policies=rules
             )
     except FleetmedicError as exc:
         fail(str(exc))

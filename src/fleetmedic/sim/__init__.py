@@ -3,7 +3,7 @@
 Modules, in the order a run uses them: ``config`` (the scenario), ``calibration``/``params`` (rates
 with citations, fitted workload), ``workload`` (jobs), ``scheduler`` (gang placement, quotas,
 preemption), ``failures`` (injection), ``checkpoint`` (work kept and lost), ``engine`` (the event
-loop), ``emit`` (what the cluster shows), ``observe``/``policy``/``executor`` (how the platform
+loop), ``emit`` (what the cluster shows), ``observe``/``executor`` (how the platform
 reacts), ``truth`` (what really happened), ``storage`` and ``metrics`` (records and figures).
 """
 
@@ -11,7 +11,7 @@ from fleetmedic.model.executor import Executor
 from fleetmedic.sim.calibration import Calibration, load_calibration
 from fleetmedic.sim.config import HEAL_MODES, SimConfig
 from fleetmedic.sim.engine import SimResult, Simulation
-from fleetmedic.sim.executor import RecordingExecutor, SimExecutor
+from fleetmedic.sim.executor import Healer, RecordingExecutor, SimExecutor
 from fleetmedic.sim.observe import Observer, SignalObserver, Verdict
 from fleetmedic.sim.params import Params, load_params
 from fleetmedic.sim.truth import Injected, Score, score
@@ -21,6 +21,7 @@ __all__ = [
     "HEAL_MODES",
     "Calibration",
     "Executor",
+    "Healer",
     "Injected",
     "JobSpec",
     "Observer",

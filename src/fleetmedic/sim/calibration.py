@@ -107,9 +107,6 @@ class Recovery(_Strict):
     resubmit_probability: Rate
     resubmit_delay_hours: Rate
     auto_backoff_seconds: Rate
-    auto_max_restarts: Rate
-    cordon_after_failures: Rate
-    cordon_window_days: Rate
 
 
 class Scheduler(_Strict):

@@ -15,17 +15,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from fleetmedic.model.executor import Executor
 from fleetmedic.model.records import Action
 from fleetmedic.sim import checkpoint as ck
 from fleetmedic.sim.calibration import Calibration
 from fleetmedic.sim.config import GPUS_PER_NODE, SimConfig
 from fleetmedic.sim.emit import EventRow, FailureContext, cluster_events
-from fleetmedic.sim.executor import RecordingExecutor, SimExecutor
+from fleetmedic.sim.executor import Healer
 from fleetmedic.sim.failures import FailureModel
 from fleetmedic.sim.observe import Observer, SignalObserver, Verdict
 from fleetmedic.sim.params import load_params
-from fleetmedic.sim.policy import HealPolicy
 from fleetmedic.sim.scheduler import GangScheduler, Placement
 from fleetmedic.sim.truth import Injected, owner_of
 from fleetmedic.sim.workload import TEAMS, JobSpec, pool_capacity
@@ -180,7 +178,7 @@ class Simulation:
         jobs: Sequence[JobSpec],
         calib: Calibration,
         observer: Observer | None = None,
-        executor: Executor | None = None,
+        healer: Callable[[Simulation], Healer] | None = None,
         progress: Callable[[float], None] | None = None,
     ) -> None:
         self.config, self.calib = config, calib
@@ -222,12 +220,11 @@ class Simulation:
         self.resubmit_delay = recovery.resubmit_delay_hours.value * 3600
         self.backoff = recovery.auto_backoff_seconds.value
         self.pending_timeout = calib.scheduler.pending_timeout_hours.value * 3600
-        self.policy: HealPolicy | None = None
+        self.healer: Healer | None = None
         if config.heal != "off":
-            chosen = executor or (
-                SimExecutor(self) if config.heal == "auto" else RecordingExecutor()
-            )
-            self.policy = HealPolicy(config.heal, calib, chosen, self.when)
+            if healer is None:
+                raise ValueError(f"heal mode {config.heal!r} needs a healer")
+            self.healer = healer(self)
 
     # -- set-up -----------------------------------------------------------------------------
     def _layout(self) -> tuple[list[str], list[str]]:
@@ -282,8 +279,8 @@ class Simulation:
             handlers[kind](a, b)
             if not self.heap or self.heap[0][0] > t:
                 self._schedule()
-            if self.progress is not None and t >= next_tick:
-                self.progress(t / horizon)
+            if t >= next_tick:
+                self._tick(t / horizon)
                 next_tick = t + 3600.0
         self.now = horizon
         self._finalize()
@@ -297,7 +294,7 @@ class Simulation:
             events=self.events,
             truth=self.truth,
             verdicts=self.verdicts,
-            actions=self.policy.actions if self.policy else [],
+            actions=self.healer.actions() if self.healer else [],
             node_names=self.node_names,
             node_pools=self.node_pools,
             lemons=self.failures.lemons,
@@ -306,6 +303,13 @@ class Simulation:
             node_up=[node.up for node in self.sched.nodes],
             counters=self.counters,
         )
+
+    def _tick(self, fraction: float) -> None:
+        """Hourly: report progress and let the healer run its periodic checks (lemon test)."""
+        if self.healer is not None:
+            self.healer.tick(self.now)
+        if self.progress is not None:
+            self.progress(fraction)
 
     def _schedule(self) -> None:
         placements = self.sched.schedule(self.now)
@@ -483,8 +487,8 @@ class Simulation:
         if job.saved > run.saved_before:
             job.restarts = 0  # it made progress: the next failure is not a crash loop
         restarted = False
-        if self.policy is not None:
-            restarted = self.policy.on_failure(now, spec.job_id, run.attempt, verdict, job.restarts)
+        if self.healer is not None:
+            restarted = self.healer.on_failure(now, spec.job_id, run.attempt, verdict)
         if restarted:
             return
         # A checkpointing training run is always resubmitted; other jobs usually are.
@@ -621,8 +625,8 @@ class Simulation:
             victims = [hit] if hit is not None else []
         if not victims:
             self._node_event(idx, kind, xid)
-            if self.policy is not None:  # the healer watches node signals, not only job failures
-                self.policy.on_node_signal(self.now, self.node_names[idx], kind)
+            if self.healer is not None:  # the healer watches node signals, not only job failures
+                self.healer.on_node_signal(self.now, self.node_names[idx], kind)
         for job_idx in victims:
             run = self.jobs[job_idx].run
             if run is None:
@@ -669,8 +673,8 @@ class Simulation:
             self.deep.discard(idx)
             self.draining.discard(idx)
             self.failures.repaired(idx)
-            if self.policy is not None:
-                self.policy.on_node_repaired(self.now, name)
+            if self.healer is not None:
+                self.healer.on_node_repaired(self.now, name)
         self._push(self.failures.next_node_failure(idx, self.now), NODE_FAIL, idx)
 
     def _maybe_drain(self, nodes: tuple[int, ...]) -> None:

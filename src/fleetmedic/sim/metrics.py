@@ -52,7 +52,8 @@ def summary(
             lost += gpu_s - a.productive * a.gpus
     failures = [t for t in result.truth if t.category != "preemption"]
     cordons, false_cordons, precision, recall = _lemons(result)
-    actions = Counter(a.kind for a in result.actions)
+    detect = _time_to_detect(result)
+    actions = Counter(a.kind for a in result.actions if a.state not in ("refused", "rejected"))
     return {
         "goodput": _r(_ratio(kept, allocated)),
         "gpu_hours_lost": _r(lost / HOUR, 1),
@@ -61,7 +62,12 @@ def summary(
         "actions": dict(sorted(actions.items())),
         "cordons": cordons,
         "false_cordons": false_cordons,
-        "lemon": {"precision": _r(precision), "recall": _r(recall), "nodes": len(result.lemons)},
+        "lemon": {
+            "precision": _r(precision),
+            "recall": _r(recall),
+            "nodes": len(result.lemons),
+            "time_to_detect_hours": _r(_median(detect), 1),
+        },
         "ettr_large_jobs": _r(ettr_large_jobs(result)),
         "config": {
             k: v
@@ -74,6 +80,8 @@ def summary(
         },
         "jobs": _jobs(result),
         "attempts": len(result.attempts),
+        "recovery_hours": _recovery(result),
+        "jobs_rescued": _rescued(result),
         "gpu_hours": _r(allocated / HOUR, 1),
         "utilization": _r(_ratio(allocated, result.config.gpus * horizon)),
         "preemptions": sum(1 for a in result.attempts if a.status == "preempted"),
@@ -94,8 +102,12 @@ def _jobs(result: SimResult) -> dict[str, Any]:
 
 
 def _lemons(result: SimResult) -> tuple[int, int, float | None, float | None]:
-    """Cordons (executed in auto, proposed in dry-run) scored against the true lemon nodes."""
-    targets = {a.target for a in result.actions if a.kind == "cordon"}
+    """Cordons (done in auto; proposed, i.e. the guard would allow them, in dry-run) scored
+    against the true lemon nodes."""
+    taken = "done" if result.config.heal == "auto" else "proposed"
+    targets = {
+        a.target for a in result.actions if a.kind == "cordon_and_drain" and a.state == taken
+    }
     index = {n: i for i, n in enumerate(result.node_names)}
     cordoned = {index[t] for t in targets if t in index}
     hits = len(cordoned & result.lemons)
@@ -103,6 +115,56 @@ def _lemons(result: SimResult) -> tuple[int, int, float | None, float | None]:
     healing = result.config.heal != "off"
     recall = hits / len(result.lemons) if result.lemons and healing else None
     return len(cordoned), len(cordoned - result.lemons), precision, recall
+
+
+def _first_cordons(result: SimResult) -> dict[str, datetime]:
+    taken = "done" if result.config.heal == "auto" else "proposed"
+    first: dict[str, datetime] = {}
+    for a in result.actions:
+        if a.kind == "cordon_and_drain" and a.state == taken:
+            first.setdefault(a.target, a.created_at)
+    return first
+
+
+def _time_to_detect(result: SimResult) -> list[float]:
+    """Hours from the start (every lemon is one from the start) to its first cordon."""
+    first = _first_cordons(result)
+    names = [result.node_names[i] for i in sorted(result.lemons)]
+    start = result.config.start
+    return [(first[n] - start) / timedelta(hours=1) for n in names if n in first]
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _recovery(result: SimResult) -> dict[str, float | None]:
+    """Time to repair a job: from an interrupted attempt's end to its next attempt's start."""
+    starts = {(a.job, a.attempt): a.start for a in result.attempts if a.start is not None}
+    gaps = sorted(
+        (starts[(a.job, a.attempt + 1)] - a.end) / HOUR
+        for a in result.attempts
+        if a.status in INTERRUPTED and a.end is not None and (a.job, a.attempt + 1) in starts
+    )
+    mean = sum(gaps) / len(gaps) if gaps else None
+    return {"mean": _r(mean, 3), "p50": _r(_median(gaps), 3), "recovered": len(gaps)}
+
+
+def _rescued(result: SimResult) -> int:
+    """Jobs the healer restarted (a retry or requeue done) that then succeeded or are still going."""
+    healed = {
+        a.target
+        for a in result.actions
+        if a.state == "done" and a.kind in ("retry_from_checkpoint", "requeue_excluding_node")
+    }
+    ids = {spec.job_id: i for i, spec in enumerate(result.jobs)}
+    fine = {"succeeded", "running", "pending"}
+    states = result.states
+    return sum(1 for job in healed if job in ids and job_status(states[ids[job]].status) in fine)
 
 
 def ettr_large_jobs(result: SimResult, min_gpus: int = LARGE_GPUS) -> float | None:

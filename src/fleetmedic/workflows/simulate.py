@@ -4,7 +4,7 @@ Why here and not in ``sim``: the simulator may not import the diagnosis engine o
 source adapter (stages are independent), so this module wires them together: it hands the engine a
 :class:`DiagnoseObserver` that turns each failed attempt's bundle into documents (logs as bytes,
 pod and events objects through ``sources.kubernetes_objects``) and runs ``diagnose`` on them,
-unchanged. The healing policy then acts on those diagnoses, so a wrong one costs what it would on a
+unchanged. The healing controller (``workflows.healing``) then acts on those diagnoses, so a wrong one costs what it would on a
 real cluster. Accuracy is scored against the injected truth, which the diagnoser never sees.
 """
 
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetmedic.diagnose.engine import diagnose
+from fleetmedic.heal.policy import PolicySet
 from fleetmedic.model.inputs import Document
 from fleetmedic.model.records import Diagnosis
 from fleetmedic.sim.calibration import load_calibration
@@ -36,6 +37,7 @@ from fleetmedic.store.db import Store
 from fleetmedic.store.read import read_jobs
 from fleetmedic.store.writer import DiagnosisRow
 from fleetmedic.store.writer import write_diagnoses as store_diagnoses
+from fleetmedic.workflows.healing import healer_factory
 
 DETECTION_SECONDS = 60.0
 """Time from an attempt's end to its diagnosis (collecting the bundle): what MTTD measures."""
@@ -89,6 +91,10 @@ class DiagnoseObserver:
         self.diagnoses[(ctx.job.job_id, ctx.attempt)] = (diag, ctx.end + DETECTION_SECONDS, node)
         return Verdict(diag.category, diag.owner, node)
 
+    def diagnosis(self, job_id: str, attempt: int) -> Diagnosis | None:
+        found = self.diagnoses.get((job_id, attempt))
+        return found[0] if found else None
+
 
 def workload(config: SimConfig, replay: Path | None = None) -> list[JobSpec]:
     """Generated jobs, or the jobs table of another store replayed."""
@@ -107,13 +113,16 @@ def run_simulation(
     replay: Path | None = None,
     progress: Callable[[str, float], None] | None = None,
     diagnose_engine: str = "auto",
+    policies: PolicySet | None = None,
 ) -> tuple[dict[str, Any], SimResult]:
     """Simulate, diagnose every interrupted attempt, store it all (when ``db``), summarize."""
     calib, params = load_calibration(), load_params()
     jobs = workload(config, replay)
     observer = DiagnoseObserver(diagnose_engine)
     tick = None if progress is None else (lambda f: progress("simulate", f))
-    result = Simulation(config, jobs, calib, observer=observer, progress=tick).run()
+    healer = healer_factory(policies, observer.diagnosis) if config.heal != "off" else None
+    sim = Simulation(config, jobs, calib, observer=observer, healer=healer, progress=tick)
+    result = sim.run()
     graded = score(result.truth, {k: d.category for k, (d, _, _) in observer.diagnoses.items()})
     if db is not None:
         if progress is not None:
