@@ -12,7 +12,7 @@ from fleetmedic.model.taxonomy import category
 from fleetmedic.sim import SimConfig, SimResult
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "sim"))
-from sim_runs import simulate  # noqa: E402
+from sim_runs import simulate
 
 LEMONY = SimConfig(gpus=512, days=20, seed=8, lemon_fraction=0.1, failure_scale=4, workload=False)
 
