@@ -97,19 +97,28 @@ def test_cooldown_per_target(clock: FakeClock) -> None:
 def test_circuit_breaker_trips_and_stays_open(clock: FakeClock) -> None:
     guard = guard_with(clock, **{**ROOMY, "storm_actions": 3, "storm_window_seconds": 60})
     for i in range(3):
-        assert guard.check("notify", f"t{i}") is None
-    reason = guard.check("notify", "t3")
+        assert guard.check("retry_from_checkpoint", f"t{i}") is None
+    reason = guard.check("retry_from_checkpoint", "t3")
     assert reason is not None and reason.startswith("circuit breaker tripped")
     clock.advance(3600)  # time alone does not close it
-    assert "needs a manual reset" in (guard.check("notify", "t4") or "")
+    assert "needs a manual reset" in (guard.check("retry_from_checkpoint", "t4") or "")
+    assert "needs a manual reset" in (guard.check("notify", "t4") or "")  # it stops everything
     guard.reset_breaker()
-    assert guard.check("notify", "t4") is None
+    assert guard.check("retry_from_checkpoint", "t4") is None
+
+
+def test_notifications_do_not_make_a_storm(clock: FakeClock) -> None:
+    guard = guard_with(clock, **{**ROOMY, "storm_actions": 3, "storm_window_seconds": 60})
+    for i in range(10):
+        assert guard.check("notify", f"t{i}") is None
+    assert not guard.breaker_open
+    assert guard.check("cordon_and_drain", "n1") is None
 
 
 def test_breaker_window_slides(clock: FakeClock) -> None:
     guard = guard_with(clock, **{**ROOMY, "storm_actions": 2, "storm_window_seconds": 60})
     for i in range(6):
-        assert guard.check("notify", f"t{i}") is None
+        assert guard.check("retry_from_checkpoint", f"t{i}") is None
         clock.advance(31)
     assert not guard.breaker_open
 

@@ -5,7 +5,8 @@ Rules, checked in this order; the first that refuses gives the reason string:
 1. kill switch: a global stop, engaged and released by an operator;
 2. circuit breaker: more than ``storm_actions`` requests within ``storm_window_seconds`` means
    something is wrong (a bad signature, a flapping source): it trips and *stays open* until
-   :meth:`Guard.reset_breaker`, because a storm that stops by itself is still a storm;
+   :meth:`Guard.reset_breaker`, because a storm that stops by itself is still a storm; only the
+   ``storm_kinds`` count (by default those that change the cluster, not notifications);
 3. cooldown: the same kind on the same target not again within ``cooldown_seconds``;
 4. fleet state for cordons: the node must be known and not cordoned; cordoned nodes may not
    exceed ``max_cordoned_fraction`` of the fleet nor ``max_cordoned_fraction_per_pool`` of its
@@ -113,7 +114,8 @@ class Guard:
         for action in sorted(admitted, key=lambda a: a.updated_at):
             at = action.updated_at.timestamp()
             self._last[(action.kind, action.target)] = at
-            self._recent.append(at)
+            if action.kind in self.config.storm_kinds:
+                self._recent.append(at)
             self._rate(action.kind, at, commit=True)
 
     # fleet bookkeeping -------------------------------------------------------------------
@@ -133,7 +135,7 @@ class Guard:
             return "kill switch engaged: no action runs until it is released"
         if self.breaker_open:
             return "circuit breaker open after an action storm: needs a manual reset"
-        if commit and self._storm(now):
+        if commit and kind in self.config.storm_kinds and self._storm(now):
             self.switches.set("breaker", True, self.clock(), "guard", "action storm")
             return (
                 f"circuit breaker tripped: more than {self.config.storm_actions} actions within "

@@ -149,6 +149,13 @@ class GuardConfig(_Strict):
     cooldown_seconds: float = Field(default=1800, ge=0)
     storm_actions: int = Field(default=20, ge=1)
     storm_window_seconds: float = Field(default=600, gt=0)
+    storm_kinds: tuple[ActionKind, ...] = (
+        "retry_from_checkpoint",
+        "requeue_excluding_node",
+        "cordon_and_drain",
+        "health_check_then_uncordon",
+    )
+    """Kinds that count toward a storm: those that change the cluster (messages are rate-limited)."""
 
 
 class PolicySet(_Strict):

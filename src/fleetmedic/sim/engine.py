@@ -81,6 +81,7 @@ class JobState:
         "first_start",
         "gpus",
         "idx",
+        "last_nodes",
         "next_search",
         "pool",
         "priority",
@@ -104,6 +105,7 @@ class JobState:
         self.first_start: float | None = None
         self.ended: float | None = None
         self.run: Run | None = None
+        self.last_nodes: tuple[int, ...] = ()  # of the attempt that just ended
 
 
 @dataclass(slots=True)
@@ -488,6 +490,7 @@ class Simulation:
             job.restarts = 0  # it made progress: the next failure is not a crash loop
         restarted = False
         if self.healer is not None:
+            job.last_nodes = run.nodes
             restarted = self.healer.on_failure(now, spec.job_id, run.attempt, verdict)
         if restarted:
             return
@@ -746,9 +749,17 @@ class Simulation:
         self._deep_repair(idx)
 
     def restart_job(self, job_id: str, exclude: Sequence[int]) -> None:
+        """Restart from the last checkpoint: in place on the same nodes when nothing is to be
+        avoided and they are all still free and schedulable (what an in-job restart or a pod
+        restart does: no trip through the queue), else back to the queue after a backoff."""
         job = self.jobs[self.by_id[job_id]]
         job.excluded.update(exclude)
         job.restarts += 1
+        if not exclude and job.run is None:
+            placement = self.sched.place_on(job, job.last_nodes, self.now)
+            if placement is not None:
+                self._start(placement)
+                return
         job.status = "waiting"
         delay = min(1800.0, self.backoff * 2 ** min(job.restarts - 1, 10))
         self._push(self.now + delay, REQUEUE, job.idx)

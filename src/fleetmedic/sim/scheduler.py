@@ -235,6 +235,17 @@ class GangScheduler:
         self.by_pool[job.pool].add(job.idx)
         return Placement(job.idx, nodes, priority, victims)
 
+    def place_on(self, job: Queued, nodes: tuple[int, ...], now: float) -> Placement | None:
+        """Place ``job`` on exactly ``nodes`` if they can take it now (an in-place restart)."""
+        per_node = min(job.gpus, GPUS_PER_NODE)
+        if not nodes or job.idx in self.running:
+            return None
+        for idx in nodes:
+            node = self.nodes[idx]
+            if not node.schedulable or node.free < per_node or idx in job.excluded:
+                return None
+        return self._allocate(job, nodes, now, ())
+
     def _free_nodes(self, pool: Pool, job: Queued) -> tuple[int, ...] | None:
         """Free capacity that fits the whole job now, or None (all or nothing)."""
         if job.gpus > pool.free_gpus:

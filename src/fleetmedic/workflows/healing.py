@@ -8,6 +8,10 @@ an in-memory control store, and :class:`~fleetmedic.sim.executor.SimExecutor` as
 ``auto``. Nothing is special-cased for the simulator: a wrong diagnosis costs a futile restart or
 a false cordon, and the guard's limits hold.
 
+The breaker's manual reset is played by a simulated on-call who resets it ``ONCALL_RESET_HOURS``
+after it trips (assumed; without one a single storm would switch healing off for the rest of the
+run, which no platform would leave so).
+
 Proactive lemon detection runs every ``LEMON_EVERY_HOURS`` of simulated time: each node's hardware
 faults since it last came back from repair, against its hours in service, through the same exact
 Poisson test with Benjamini-Hochberg control as ``fleetmedic heal lemons`` (:mod:`heal.lemons`).
@@ -33,6 +37,8 @@ from fleetmedic.sim.executor import RecordingExecutor, SimExecutor
 from fleetmedic.sim.observe import Verdict
 
 LEMON_EVERY_HOURS = 6.0
+ONCALL_RESET_HOURS = 2.0
+"""Assumed: how long the simulated on-call takes to look at a tripped breaker and reset it."""
 HARDWARE = frozenset({"gpu_hardware", "node_failure"})
 LEMON_SIGNATURE = "lemon.failure_rate"
 
@@ -76,6 +82,8 @@ class ControllerHealer:
         self.nodes = {name: _NodeRecord() for name in sim.node_names}
         self.next_lemon_check = LEMON_EVERY_HOURS * 3600.0
         self.detected: dict[str, float] = {}  # node -> first time the lemon test flagged it
+        self.breaker_since: float | None = None
+        self.breaker_trips = 0
 
     def clock(self) -> datetime:
         return self.sim.when(self.now)
@@ -110,12 +118,25 @@ class ControllerHealer:
 
     def tick(self, now: float) -> None:
         self.now = now
+        self._oncall()
         if now >= self.next_lemon_check:
             self.next_lemon_check = now + LEMON_EVERY_HOURS * 3600.0
             self.check_lemons()
 
     def actions(self) -> list[Action]:
         return self.controller.audit.all()
+
+    def _oncall(self) -> None:
+        """A person answers the breaker's page after ``ONCALL_RESET_HOURS`` and resets it."""
+        if not self.guard.breaker_open:
+            self.breaker_since = None
+            return
+        if self.breaker_since is None:
+            self.breaker_since = self.now
+            self.breaker_trips += 1
+        elif self.now - self.breaker_since >= ONCALL_RESET_HOURS * 3600.0:
+            self.guard.reset_breaker("simulated on-call")
+            self.breaker_since = None
 
     # -- proactive ------------------------------------------------------------------------
     def check_lemons(self) -> list[str]:
