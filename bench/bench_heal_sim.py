@@ -1,6 +1,6 @@
 """The healing controller's effect on the simulated fleet: the same seeds with and without it.
 
-    .venv/bin/python bench/bench_heal_sim.py [--gpus 2048] [--days 30] [--seeds 1 2 3]
+    .venv/bin/python bench/bench_heal_sim.py [--gpus 2048] [--days 30] [--seeds 1 2 3] [--policies F]
 
 Each seed runs twice through ``run_simulation`` (every failure diagnosed from its log bundle by the
 real engine): ``--heal off`` (people resubmit what the platform killed, hangs are noticed after
@@ -18,8 +18,10 @@ import argparse
 import statistics
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
+from fleetmedic.heal.policy import PolicySet, load_policies
 from fleetmedic.model.taxonomy import category
 from fleetmedic.sim import SimConfig, SimResult
 from fleetmedic.sim.engine import INTERRUPTED
@@ -50,9 +52,9 @@ def loss_split(result: SimResult) -> dict[str, float]:
     return {**split, "allocated": allocated}
 
 
-def one_run(config: SimConfig) -> dict[str, Any]:
+def one_run(config: SimConfig, policies: PolicySet | None = None) -> dict[str, Any]:
     began = time.perf_counter()
-    summary, result = run_simulation(config, None)
+    summary, result = run_simulation(config, None, policies=policies)
     split = loss_split(result)
     refused = Counter(
         (a.result or "").split(":")[0] for a in result.actions if a.state == "refused"
@@ -140,12 +142,14 @@ def main() -> None:
     parser.add_argument("--gpus", type=int, default=2048)
     parser.add_argument("--days", type=float, default=30.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--policies", type=Path, help="policy file (default: the packaged one)")
     args = parser.parse_args()
+    policies = load_policies(args.policies) if args.policies else None
     runs = {}
     for seed in args.seeds:
         for mode in ("off", "auto"):
             config = SimConfig(gpus=args.gpus, days=args.days, seed=seed, heal=mode)
-            runs[(mode, seed)] = one_run(config)
+            runs[(mode, seed)] = one_run(config, policies)
             print(f"seed {seed} {mode}: {runs[(mode, seed)]['seconds']:.1f} s", flush=True)
     print(f"\n{args.gpus} GPUs, {args.days:g} days, default policies (auto) vs no controller\n")
     show(args.seeds, runs)

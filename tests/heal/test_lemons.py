@@ -139,3 +139,17 @@ def test_no_exposure_no_test(store: Store) -> None:
     assert lemon_test({"idle": (0, 0.0)}) == []
     only = lemon_test({"solo": (3, 10.0)})  # the whole fleet: pooled rate, expected = observed
     assert only[0].expected == pytest.approx(3.0) and not only[0].flagged
+
+
+def test_one_early_failure_is_not_a_lemon() -> None:
+    # Six hours in: one node has the fleet's only fault. The rest's rate is 0, which would make
+    # P(X >= 1) = 0; the pooled rate is used instead, and one failure never flags.
+    counts = {f"n{i:03d}": (0, 6.0) for i in range(255)}
+    counts["early"] = (1, 6.0)
+    rows = {r.node: r for r in lemon_test(counts)}
+    assert rows["early"].expected == pytest.approx(6.0 / (256 * 6.0))
+    assert rows["early"].p_value > 0.0
+    assert not rows["early"].flagged
+    counts["early"] = (3, 6.0)  # three faults in six hours: that is a lemon
+    assert [r.node for r in lemon_test(counts) if r.flagged] == ["early"]
+    assert not [r for r in lemon_test(counts, min_failures=4) if r.flagged]

@@ -13,6 +13,11 @@ Under the null ``k ~ Poisson(μ)``, ``μ = λ e``, and the one-sided p-value is 
 approximation). The p-values of all exposed nodes are then corrected with Benjamini-Hochberg,
 ``q_(r) = min_{s>=r} p_(s) m / s`` (m nodes, ranks by ascending p), and a node is flagged when
 ``q <= fdr`` (default 5%): among flagged nodes, at most that share is expected to be false alarms.
+
+Small counts. When the rest of the fleet has no failure yet, its rate would be 0 and any single
+failure would get p = 0; the pooled rate ``F / E`` (the node included) is used instead. And a node
+needs at least ``MIN_FAILURES`` (2) to be flagged. Both were found by the simulator, where the test
+runs from the first hour: without them a node with one fault in the first six hours was cordoned.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from fleetmedic.store.db import Store
 
 BLAMED_OWNERS: tuple[str, ...] = ("hardware", "platform")
 DEFAULT_FDR = 0.05
+MIN_FAILURES = 2
+"""One failure is never a lemon: a single event shows no rate, however early it comes."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,10 @@ def bh_qvalues(p_values: Sequence[float]) -> list[float]:
 
 
 def lemon_test(
-    counts: Mapping[str, tuple[int, float]], *, fdr: float = DEFAULT_FDR
+    counts: Mapping[str, tuple[int, float]],
+    *,
+    fdr: float = DEFAULT_FDR,
+    min_failures: int = MIN_FAILURES,
 ) -> list[LemonRow]:
     """The lemon test over ``{node: (failures, exposure_hours)}``; nodes without exposure skipped.
 
@@ -105,7 +115,8 @@ def lemon_test(
     for node in nodes:
         k, e = exposed[node]
         rest_e = total_e - e
-        rate = (total_f - k) / rest_e if rest_e > 0.0 else total_f / total_e
+        rest_f = total_f - k
+        rate = rest_f / rest_e if rest_e > 0.0 and rest_f > 0 else total_f / total_e
         mu = rate * e
         expected.append(mu)
         p_values.append(poisson_sf(k, mu))
@@ -118,7 +129,7 @@ def lemon_test(
             expected=expected[i],
             p_value=p_values[i],
             q_value=q_values[i],
-            flagged=q_values[i] <= fdr,
+            flagged=q_values[i] <= fdr and exposed[node][0] >= min_failures,
         )
         for i, node in enumerate(nodes)
     ]
