@@ -106,8 +106,9 @@ def test_guard_refusal_is_recorded(rig: Rig) -> None:
 
 def test_dry_run_default_policies_change_nothing(control: ControlStore, clock: FakeClock) -> None:
     rig = Rig(control, load_policies(), clock)
-    rig.controller.handle(event("gpu_hardware", job_id="job-0", node="n3"))
-    clock.advance(86400)  # a second hardware fault on n3 within two weeks: a cordon is due
+    for job in ("job-a", "job-b"):
+        rig.controller.handle(event("gpu_hardware", job_id=job, node="n3"))
+        clock.advance(86400)  # the third hardware fault on n3 within two weeks: a cordon is due
     actions = rig.controller.handle(event("gpu_hardware", node="n3"))
     assert rig.executor.calls == []
     assert all(a.mode == "dry-run" for a in actions)

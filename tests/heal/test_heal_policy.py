@@ -30,19 +30,20 @@ def test_default_policies_never_retry_user_causes() -> None:
             assert not kinds & {"retry_from_checkpoint", "requeue_excluding_node"}, cat.id
 
 
-def test_gpu_hardware_requeues_and_a_repeat_within_two_weeks_cordons() -> None:
+def test_gpu_hardware_requeues_and_a_third_within_two_weeks_cordons() -> None:
     policies = load_policies()
-    first = [p.action for p in policies.matching(diagnosis("gpu_hardware"), [NOW], NOW)]
-    assert first == ["requeue_excluding_node"]
-    again = [NOW - timedelta(days=13), NOW]
-    assert [p.action for p in policies.matching(diagnosis("gpu_hardware"), again, NOW)] == [
+    gpu = diagnosis("gpu_hardware")
+    for history in ([NOW], [NOW - timedelta(days=3), NOW]):
+        assert [p.action for p in policies.matching(gpu, history, NOW)] == [
+            "requeue_excluding_node"
+        ]
+    third = [NOW - timedelta(days=13), NOW - timedelta(days=2), NOW]
+    assert [p.action for p in policies.matching(gpu, third, NOW)] == [
         "cordon_and_drain",
         "requeue_excluding_node",
     ]
-    old = [NOW - timedelta(days=15), NOW]
-    assert "cordon_and_drain" not in {
-        p.action for p in policies.matching(diagnosis("gpu_hardware"), old, NOW)
-    }
+    old = [NOW - timedelta(days=15), NOW - timedelta(days=2), NOW]
+    assert "cordon_and_drain" not in {p.action for p in policies.matching(gpu, old, NOW)}
 
 
 def test_a_lemon_detection_quarantines_the_node() -> None:

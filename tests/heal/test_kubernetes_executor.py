@@ -592,19 +592,20 @@ def test_controller_heals_through_the_api(
     kube: FakeKube, control: ControlStore, clock: FakeClock
 ) -> None:
     """The packaged policies, all switched to auto, drive the executor end to end. They requeue
-    off the node at the first hardware fault and cordon it at the second."""
+    off the node at the first hardware faults and cordon it at the third within two weeks."""
     policies = auto(load_policies())
     fleet = Fleet({f"gpu-a100-{i:02d}": "a100-train" for i in range(1, 41)})
     with client_for(kube) as client:
         ex = KubernetesExecutor(client, "ml-team", poll_interval=0.01)
         guard = Guard(policies.guard, fleet, clock)
         controller = Controller(policies, guard, AuditLog(control), ex, clock=clock)
-        first = controller.handle(xid_event(1))
-        assert [(a.kind, a.state) for a in first] == [("requeue_excluding_node", "done")]
-        assert "unschedulable" not in node(kube)["spec"]
-        clock.advance(3600)
-        second = controller.handle(xid_event(2))
-    assert [(a.kind, a.state, a.result) for a in second] == [
+        for attempt in (1, 2):
+            early = controller.handle(xid_event(attempt))
+            assert [(a.kind, a.state) for a in early] == [("requeue_excluding_node", "done")]
+            assert "unschedulable" not in node(kube)["spec"]
+            clock.advance(3600)
+        third = controller.handle(xid_event(3))
+    assert [(a.kind, a.state, a.result) for a in third] == [
         ("cordon_and_drain", "done", "ok"),
         ("requeue_excluding_node", "done", "ok"),
     ]
