@@ -212,6 +212,7 @@ def priorities_report(
                 node=_concentration(places.get("node", {}), key, lost, concentration),
                 pool=_concentration(places.get("pool", {}), key, lost, concentration),
                 image=_concentration(places.get("image", {}), key, lost, concentration),
+                repeat_tickets=tickets.repeats(key) if tickets is not None else None,
             )
         )
     return PriorityReport(

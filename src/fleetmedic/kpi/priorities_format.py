@@ -34,6 +34,7 @@ CSV_COLUMNS = (
     "pool_share",
     "image",
     "image_share",
+    "repeat_tickets",
 )
 
 

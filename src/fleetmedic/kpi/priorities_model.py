@@ -66,6 +66,8 @@ class PriorityRow:
     node: Concentration | None = None
     pool: Concentration | None = None
     image: Concentration | None = None
+    repeat_tickets: int | None = None
+    """Of ``tickets``, those filed a day or more after the cause's first ticket (docs/tickets.md)."""
 
     @property
     def cause(self) -> str:

@@ -166,15 +166,34 @@ def _job_ids(column: ir.Value) -> ir.ArrayValue:
     return inner.re_replace(r"\"\s*,\s*\"", "\u001f").split("\u001f")
 
 
+REPEAT_AFTER_HOURS = 24
+"""A ticket filed this long after the first ticket of its cause is a repeat (docs/tickets.md)."""
+
+
 @dataclass(frozen=True)
 class TicketCounts:
-    """Tickets naming an affected job (per cause) and tickets naming no job (per category)."""
+    """Tickets naming an affected job (per cause) and tickets naming no job (per category), and
+    of each the repeats: filed :data:`REPEAT_AFTER_HOURS` or more after the first of their kind."""
 
     linked: dict[Key, int]
     unlinked: dict[str, int]
+    repeat_linked: dict[Key, int]
+    repeat_unlinked: dict[str, int]
 
     def count(self, key: Key) -> int:
         return self.linked.get(key, 0) + self.unlinked.get(key[0], 0)
+
+    def repeats(self, key: Key) -> int:
+        return self.repeat_linked.get(key, 0) + self.repeat_unlinked.get(key[0], 0)
+
+
+def _repeats(table: ir.Table, keys: list[str]) -> ir.Table:
+    """Per ``keys``, the distinct tickets filed a day or more after the first one of that key."""
+    rows = table.select(*keys, "ticket_id", "created_at").distinct()
+    first = rows.created_at.min().over(ibis.window(group_by=[rows[k] for k in keys]))
+    rows = rows.mutate(first_at=first)
+    late = rows.filter(rows.created_at >= rows.first_at + ibis.interval(hours=REPEAT_AFTER_HOURS))
+    return late.group_by(keys).aggregate(n=late.ticket_id.nunique())
 
 
 def ticket_counts(backend: Any, current: ir.Table, window: Window) -> TicketCounts | None:
@@ -185,7 +204,7 @@ def ticket_counts(backend: Any, current: ir.Table, window: Window) -> TicketCoun
     """
     tickets = backend.table("tickets")
     linked = tickets.filter(tickets.job_ids.notnull())
-    linked = linked.select("ticket_id", job_id=_job_ids(linked.job_ids).unnest())
+    linked = linked.select("ticket_id", "created_at", job_id=_job_ids(linked.job_ids).unnest())
     linked = linked.filter(linked.job_id.notnull() & (linked.job_id != ""))
     jobs = current.select("job_id", *KEY).distinct()
     matched = jobs.join(linked, "job_id")
@@ -199,18 +218,34 @@ def ticket_counts(backend: Any, current: ir.Table, window: Window) -> TicketCoun
     per_category = loose.group_by("category").aggregate(
         sig=ibis.null("string"), n=loose.ticket_id.nunique()
     )
+    loose_repeats = _repeats(loose, ["category"]).mutate(sig=ibis.null("string"))
     total = tickets.aggregate(
         category=ibis.null("string"), sig=ibis.null("string"), n=tickets.count()
     )
     schema = {"kind": "string", "category": "string", "sig": "string", "n": "int64"}
     parts = [
         part.mutate(kind=ibis.literal(kind, "string")).select(*schema).cast(schema)
-        for kind, part in (("linked", by_cause), ("unlinked", per_category), ("total", total))
+        for kind, part in (
+            ("linked", by_cause),
+            ("unlinked", per_category),
+            ("repeat_linked", _repeats(matched, KEY)),
+            ("repeat_unlinked", loose_repeats),
+            ("total", total),
+        )
     ]
     found = rows(parts[0].union(*parts[1:]))
     if not any(r["kind"] == "total" and r["n"] > 0 for r in found):
         return None
+
+    def keyed(kind: str) -> dict[Key, int]:
+        return {(r["category"], r["sig"]): r["n"] for r in found if r["kind"] == kind}
+
+    def by_category(kind: str) -> dict[str, int]:
+        return {r["category"]: r["n"] for r in found if r["kind"] == kind}
+
     return TicketCounts(
-        linked={(r["category"], r["sig"]): r["n"] for r in found if r["kind"] == "linked"},
-        unlinked={r["category"]: r["n"] for r in found if r["kind"] == "unlinked"},
+        linked=keyed("linked"),
+        unlinked=by_category("unlinked"),
+        repeat_linked=keyed("repeat_linked"),
+        repeat_unlinked=by_category("repeat_unlinked"),
     )

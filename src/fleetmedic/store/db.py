@@ -45,13 +45,45 @@ class Store:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.con = duckdb.connect(self.path, read_only=read_only)
-        except duckdb.Error as exc:
-            raise StoreError(f"cannot open database {self.path}: {exc}") from exc
+        self.con = self._connect(read_only)
         if not read_only:
             self._migrate()
+        elif self._stored_version() < SCHEMA_VERSION:
+            self._upgrade_then_reopen()
         self._check_version()
+
+    def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        try:
+            return duckdb.connect(self.path, read_only=read_only)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open database {self.path}: {exc}") from exc
+
+    def _stored_version(self) -> int:
+        try:
+            row = self.con.execute("SELECT max(version) FROM schema_version").fetchone()
+        except duckdb.Error:
+            return SCHEMA_VERSION  # not ours: _check_version says so
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def _upgrade_then_reopen(self) -> None:
+        """A store written by an older fleetmedic, opened to read: migrate it once, then read.
+
+        Migrations only add, so upgrading on a read is safe; it needs the file to be writable
+        and not open elsewhere, and says so in one line when it is not.
+        """
+        self.con.close()
+        try:
+            writer = duckdb.connect(self.path)
+        except duckdb.Error as exc:
+            raise StoreError(
+                f"database {self.path} has an older schema and could not be upgraded: {exc}"
+            ) from exc
+        self.con = writer
+        try:
+            self._migrate()
+        finally:
+            writer.close()
+        self.con = self._connect(read_only=True)
 
     def _current_version(self) -> int:
         self.con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
