@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
 import getpass
+import json
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 import typer
+from pydantic import ValidationError
 
 from fleetmedic.cli.app import app, fail
 from fleetmedic.cli.output import print_json
 from fleetmedic.heal.audit import AuditLog
 from fleetmedic.heal.checkpoints import DEFAULT_SAVE_COST_MINUTES, advise
+from fleetmedic.heal.controller import Controller
+from fleetmedic.heal.guard import Fleet, Guard
 from fleetmedic.heal.lemons import DEFAULT_FDR, find_lemons
+from fleetmedic.heal.policy import PolicySet, load_policies
 from fleetmedic.heal.state import ControlStore, Switches, default_control_path
-from fleetmedic.model.errors import FleetmedicError
+from fleetmedic.model.errors import FleetmedicError, InputError
+from fleetmedic.model.executor import Executor
+from fleetmedic.model.records import Node
 from fleetmedic.store import Store, default_db_path
+
+if TYPE_CHECKING:  # imported when ``heal run`` runs: Prometheus costs other commands ~60 ms
+    from fleetmedic.heal.events import Incoming, Malformed
+    from fleetmedic.heal.pipeline import Summary
 
 heal = typer.Typer(
     help="Healing: audit trail, approvals, kill switch, lemon nodes, checkpoint advice.",
@@ -246,3 +260,197 @@ def checkpoints(
                 f"would save ~{_fmt(a.gpu_hours_saved, 1)} GPU-hours"
             )
         typer.echo(line)
+
+
+# ``heal run``: the controller behind the event pipeline (docs/heal-pipeline.md) -----------------
+EXECUTORS = ("dry-run", "kubernetes")
+POOL_LABELS = ("fleetmedic.io/pool", "node.kubernetes.io/instance-type")
+
+
+def _node_record(item: object) -> Node:
+    if not isinstance(item, dict):
+        raise InputError("an item is not a Node object")
+    meta, spec = item.get("metadata") or {}, item.get("spec") or {}
+    name = meta.get("name") if isinstance(meta, dict) else None
+    if not isinstance(name, str) or not name:
+        raise InputError("a Node has no metadata.name")
+    labels = meta.get("labels") or {}
+    pool = next((labels[k] for k in POOL_LABELS if labels.get(k)), "default")
+    cordoned = bool(spec.get("unschedulable")) if isinstance(spec, dict) else False
+    return Node(node_id=name, pool=str(pool), cordoned=cordoned)
+
+
+def _fleet(path: Path | None) -> Fleet:
+    """The guard's fleet from ``kubectl get nodes -o json``; none given: every cordon is refused."""
+    if path is None:
+        return Fleet({})
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        fail(f"cannot read node list {path}: {exc.strerror}")
+    except ValueError as exc:
+        fail(f"node list {path} is not JSON: {exc}")
+    items = data.get("items") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        fail(f"node list {path}: expected `kubectl get nodes -o json` output (a NodeList)")
+    try:
+        return Fleet.from_nodes(_node_record(item) for item in items)
+    except (InputError, ValidationError, AttributeError) as exc:
+        fail(f"node list {path}: {exc}")
+
+
+def _executor(kind: str, kubeconfig: Path | None) -> Executor:
+    if kind == "dry-run":
+        from fleetmedic.heal.pipeline import RecordingExecutor
+
+        return RecordingExecutor()
+    try:
+        from fleetmedic.heal.kubernetes import KubernetesExecutor
+    except ImportError as exc:
+        fail(f"the kubernetes executor is not available: {exc}")
+    try:
+        return KubernetesExecutor.from_kubeconfig(kubeconfig)
+    except Exception as exc:  # lightkube's config errors have no common base: report any
+        where = kubeconfig or "(default)"
+        fail(f"cannot use kubeconfig {where}: {type(exc).__name__}: {exc}")
+
+
+@contextmanager
+def _events_stream(events: str) -> Iterator[BinaryIO]:
+    if events == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        stream = Path(events).open("rb")  # noqa: SIM115  (closed below)
+    except OSError as exc:
+        fail(f"cannot read events {events}: {exc.strerror}")
+    with stream:
+        yield stream
+
+
+def _run_summary(summary: Summary, executor: Executor, fmt: str) -> None:
+    from fleetmedic.heal.pipeline import RecordingExecutor
+
+    calls = dict(getattr(executor, "calls", {}))
+    if fmt == "json":
+        print_json({**summary.to_dict(), "dry_run_executor_calls": calls})
+        return
+    typer.echo(
+        f"events: {summary.received + summary.malformed} read, {summary.duplicates} duplicate, "
+        f"{summary.malformed} malformed, {summary.handled} handled"
+        + (f", {summary.unprocessed} left unprocessed" if summary.unprocessed else "")
+        + (" (stopped before the end of the input)" if summary.stopped else "")
+    )
+    actions = ", ".join(f"{state} {n}" for state, n in summary.actions.items())
+    typer.echo(f"actions: {actions or 'none'}")
+    if isinstance(executor, RecordingExecutor):
+        done = ", ".join(f"{m} {n}" for m, n in sorted(calls.items())) or "none"
+        typer.echo(f"dry-run executor (nothing changed): {done}")
+    typer.echo(f"time: {summary.seconds:.1f} s")
+
+
+@heal.command("run")
+def run(
+    events: str = typer.Argument(
+        ..., metavar="EVENTS|-", help="JSON lines of events or diagnoses; '-' reads stdin."
+    ),
+    policies: Path | None = typer.Option(
+        None, "--policies", help="Policy file; the packaged defaults (all dry-run) if omitted."
+    ),
+    control: Path = _CONTROL,
+    nodes: Path | None = typer.Option(
+        None,
+        "--nodes",
+        help="`kubectl get nodes -o json` output: the fleet the guard checks cordons against. "
+        "Without it every cordon is refused (unknown node).",
+    ),
+    executor: str = typer.Option("dry-run", "--executor", help="dry-run or kubernetes."),
+    kubeconfig: Path | None = typer.Option(
+        None, "--kubeconfig", help="For --executor kubernetes; default $KUBECONFIG or in-cluster."
+    ),
+    batch: int = typer.Option(256, "--batch", min=1, help="Most events decided per commit."),
+    queue: int = typer.Option(1024, "--queue", min=1, help="Events buffered before readers wait."),
+    approvals_every: float = typer.Option(
+        2.0, "--approvals-every", min=0.05, help="Seconds between checks for approved actions."
+    ),
+    metrics_port: int = typer.Option(
+        0, "--metrics-port", min=0, max=65535, help="Serve Prometheus metrics here (0: off)."
+    ),
+    fmt: str = _FORMAT,
+) -> None:
+    """Run the healing controller on a stream of events until it ends, SIGTERM or Ctrl-C."""
+    _check_format(fmt)
+    if executor not in EXECUTORS:
+        fail(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if events != "-" and not Path(events).is_file():
+        fail(f"no events file at {events}")
+    try:
+        policy_set = load_policies(policies)
+    except FleetmedicError as exc:
+        fail(str(exc))
+    fleet = _fleet(nodes)
+    actor = _executor(executor, kubeconfig)
+    from fleetmedic.heal.events import read_events
+
+    with _control(control, create=True) as store, _events_stream(events) as stream:
+        if executor == "dry-run" and any(p.mode != "dry-run" for p in policy_set.policies):
+            _warn_line(
+                f"--executor dry-run: auto and approved actions will be recorded done in "
+                f"{control} although nothing ran; use a scratch --control to try a policy file"
+            )
+        summary = _run_pipeline(
+            _controller(store, policy_set, fleet, actor),
+            read_events(stream, "<stdin>" if events == "-" else events),
+            batch=batch,
+            queue=queue,
+            approvals_every=approvals_every,
+            metrics_port=metrics_port,
+        )
+    _run_summary(summary, actor, fmt)
+
+
+def _warn_line(message: str) -> None:
+    sys.stderr.write(f"fleetmedic: warning: {message}\n")
+
+
+def _controller(
+    store: ControlStore, policy_set: PolicySet, fleet: Fleet, actor: Executor
+) -> Controller:
+    def clock() -> datetime:
+        return datetime.now(UTC)
+
+    guard = Guard(policy_set.guard, fleet, clock, Switches(store))
+    return Controller(policy_set, guard, AuditLog(store), actor, clock=clock)
+
+
+def _run_pipeline(
+    controller: Controller,
+    source: AsyncIterator[Incoming | Malformed],
+    *,
+    batch: int,
+    queue: int,
+    approvals_every: float,
+    metrics_port: int,
+) -> Summary:
+    from prometheus_client import start_http_server
+
+    from fleetmedic.heal.pipeline import Pipeline
+
+    pipeline = Pipeline(
+        controller,
+        queue_size=queue,
+        batch_size=batch,
+        approvals_every=approvals_every,
+        warn=_warn_line,
+    )
+    server = None
+    if metrics_port:
+        try:
+            server, _ = start_http_server(metrics_port, registry=pipeline.metrics.registry)
+        except OSError as exc:
+            fail(f"cannot serve metrics on port {metrics_port}: {exc.strerror}")
+    try:
+        return asyncio.run(pipeline.run(source, signals=True))
+    finally:
+        if server is not None:
+            server.shutdown()

@@ -15,6 +15,7 @@ refuses to leave them, which is what makes "never repeat a done action" hold eve
 Every write commits on its own unless it runs inside :meth:`AuditLog.batch`, which groups a burst
 of proposals into one commit (the event pipeline uses it); :meth:`AuditLog.flush` commits early,
 and the controller calls it before any executor call, so a row is durable before its side effect.
+Outcomes written after the side effect may use :meth:`AuditLog.relaxed` (no ``fsync`` each).
 """
 
 from __future__ import annotations
@@ -65,10 +66,25 @@ class AuditLog:
         self.con.execute("BEGIN IMMEDIATE")
         try:
             yield
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        self.con.execute("COMMIT")
+        finally:
+            # Commit even when the block failed: every row is a fact (a proposal, an admission,
+            # an outcome) and the audit must not forget one that already reached the cluster.
+            self.con.execute("COMMIT")
+
+    @contextmanager
+    def relaxed(self) -> Iterator[None]:
+        """Record outcomes without an ``fsync`` each: durable if this process dies, not on a
+        power cut, where the action is redone on resume (executors are idempotent per action).
+
+        Write-ahead rows (``proposed``, ``executing``) never go through here.
+        """
+        if self.con.in_transaction:
+            self.con.execute("COMMIT")
+        self.con.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            self.con.execute("PRAGMA synchronous=FULL")
 
     def flush(self) -> None:
         """Make everything written so far durable now, even inside :meth:`batch`."""
@@ -144,11 +160,15 @@ class AuditLog:
     def for_target(self, target: str) -> list[Action]:
         return self._select("WHERE target = ? ORDER BY created_at, action_id", [target])
 
-    def pending(self) -> list[Action]:
-        """Actions a restarted controller must finish, oldest first."""
-        marks = ", ".join("?" for _ in PENDING)
+    def pending(
+        self, states: Sequence[str] = PENDING, *, active_only: bool = False
+    ) -> list[Action]:
+        """Unfinished actions in ``states``, oldest first; ``active_only`` leaves out dry-runs,
+        which stay ``proposed`` for ever and would make every restart slower as they pile up."""
+        marks = ", ".join("?" for _ in states)
+        skip = " AND mode != 'dry-run'" if active_only else ""
         return self._select(
-            f"WHERE state IN ({marks}) ORDER BY created_at, action_id", list(PENDING)
+            f"WHERE state IN ({marks}){skip} ORDER BY created_at, action_id", list(states)
         )
 
     def counts(self) -> dict[str, int]:

@@ -19,7 +19,8 @@ leaving the action ``executing`` for :meth:`Controller.resume` to finish.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -83,6 +84,17 @@ class HealEvent:
         return self.node or self.diagnosis.details.get("node")
 
 
+_PRUNE_EVERY = 1000
+
+
+def _node_memory(policies: PolicySet) -> timedelta | None:
+    """How long node failures matter to the policies; None when some policy counts them for ever."""
+    windows = [p.match.within_hours for p in policies.policies if p.match.min_node_repeats > 1]
+    if any(w is None for w in windows):
+        return None
+    return timedelta(hours=max((w for w in windows if w is not None), default=0.0))
+
+
 def _within(budget: RetryBudget) -> str:
     return "" if budget.window_hours is None else f" within {budget.window_hours:g} h"
 
@@ -126,10 +138,16 @@ class Controller:
         self.health = health or _AlwaysHealthy()
         self.verifier = verifier or _Trusting()
         self._node_causes: dict[tuple[str, str], dict[str, datetime]] = {}
+        self._deferred: list[Action] | None = None
+        self._handled = 0
+        self._memory = _node_memory(policies)
 
     # events ------------------------------------------------------------------------------
     def handle(self, event: HealEvent) -> list[Action]:
         """Decide and act on one event; returns the actions it created (none for a duplicate)."""
+        self._handled += 1
+        if self._handled % _PRUNE_EVERY == 0:
+            self._prune_node_history()
         history: list[datetime] = []
         node = event.node_id
         if node is not None:
@@ -142,6 +160,18 @@ class Controller:
             if action is not None:
                 created.append(action)
         return created
+
+    def _prune_node_history(self) -> None:
+        """Forget node failures no policy can still count, so a long run's memory stays bounded."""
+        if self._memory is None:
+            return
+        start = self.clock() - self._memory
+        for key, seen in list(self._node_causes.items()):
+            kept = {cause: at for cause, at in seen.items() if at >= start}
+            if kept:
+                self._node_causes[key] = kept
+            else:
+                del self._node_causes[key]
 
     def _decide(self, policy: Policy, event: HealEvent) -> Action | None:
         kind, node, job = policy.action, event.node_id, event.job_ref
@@ -221,7 +251,7 @@ class Controller:
 
     def run_approved(self) -> list[Action]:
         """Run actions approved from elsewhere (``heal approve`` in another process, the API)."""
-        return [self._drive(a) for a in self.audit.pending() if a.state == "approved"]
+        return [self._drive(a) for a in self.audit.pending(("approved",))]
 
     def resume(self) -> list[Action]:
         """After a restart: finish what was admitted but not finished; never touch final rows.
@@ -231,23 +261,48 @@ class Controller:
         """
         since = self.clock() - timedelta(seconds=self.guard.lookback_seconds())
         self.guard.replay(self.audit.since(since, ("executing", "done", "failed")))
-        finished = []
-        for action in self.audit.pending():
-            if action.mode == "dry-run":
-                continue
-            if action.mode == "approval" and action.state == "proposed":
-                continue
-            finished.append(self._drive(action))
-        return finished
+        waiting = self.audit.pending(("proposed", "approved", "executing"), active_only=True)
+        return [self._drive(a) for a in waiting if a.state != "proposed" or a.mode == "auto"]
 
     # running -----------------------------------------------------------------------------
+    @contextmanager
+    def batch(self) -> Iterator[list[Action]]:
+        """Decide a burst of events first, then act: one durable commit for all admitted actions.
+
+        Inside, :meth:`handle` decides as usual (guard, ``executing``) but defers the executor
+        calls; on leaving, the batch is committed once (every row durable before its side effect,
+        one ``fsync`` per batch instead of one per action), then the deferred actions run in
+        order, each outcome committed as it comes (process-crash safe, no ``fsync``: see
+        :meth:`AuditLog.relaxed`). If the block raises, what was admitted is left ``executing``
+        for :meth:`resume`. The list yielded fills with final states. Nested calls join the outer
+        batch.
+        """
+        finished: list[Action] = []
+        if self._deferred is not None:
+            yield finished
+            return
+        self._deferred = []
+        try:
+            with self.audit.batch():  # one durable commit for every proposal and admission
+                yield finished
+        finally:
+            admitted, self._deferred = self._deferred, None
+        with self.audit.relaxed():
+            finished.extend(self._run(a) for a in admitted)
+
     def _drive(self, action: Action) -> Action:
         if action.state != "executing":  # an executing row was admitted before a crash
             reason = self.guard.check(action.kind, action.target)
             if reason:
                 return self.audit.transition(action.action_id, "refused", self.clock(), reason)
             action = self.audit.transition(action.action_id, "executing", self.clock())
+        if self._deferred is not None:
+            self._deferred.append(action)
+            return action
         self.audit.flush()  # the row is durable before the cluster is touched
+        return self._run(action)
+
+    def _run(self, action: Action) -> Action:
         try:
             self._execute(action)
         except (TimeoutError, TemporaryActionError) as exc:
