@@ -153,3 +153,12 @@ def test_one_early_failure_is_not_a_lemon() -> None:
     counts["early"] = (3, 6.0)  # three faults in six hours: that is a lemon
     assert [r.node for r in lemon_test(counts) if r.flagged] == ["early"]
     assert not [r for r in lemon_test(counts, min_failures=4) if r.flagged]
+
+
+def test_causes_that_say_nothing_about_the_node_do_not_count(store: Store) -> None:
+    attempt(store, "hw", ["a"], 10.0, category="gpu_hardware", owner="hardware")
+    attempt(store, "pre", ["a"], 10.0, category="preemption", owner="platform")
+    attempt(store, "img", ["b"], 10.0, category="image_pull", owner="platform")
+    attempt(store, "nccl", ["b"], 10.0, category="nccl_comm", owner="platform")
+    counts = node_counts(store)
+    assert {node: k for node, (k, _) in counts.items()} == {"a": 1, "b": 1}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -41,6 +42,13 @@ def test_demo_twice_replaces_the_store(tmp_path: Path) -> None:
     assert first.simulation == second.simulation
 
 
-def test_serve_without_dashboard_is_a_clear_error(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--serve"])
-    assert result.exit_code == 2
+def test_demo_keeps_the_controller_audit_trail(tmp_path: Path) -> None:
+    config = SimConfig(gpus=128, days=2, seed=5, heal="auto")
+    result = run_demo(tmp_path, config=config)
+    assert result.control == tmp_path / "heal.sqlite"
+    history = CliRunner().invoke(
+        app, ["heal", "history", "--control", str(result.control), "--format", "json"]
+    )
+    assert history.exit_code == 0, history.output
+    kinds = {a["kind"] for a in json.loads(history.stdout)["actions"]}
+    assert kinds and kinds <= set(result.simulation["actions"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from fleetmedic.cli.app import app, fail
+from fleetmedic.cli.app import app
 from fleetmedic.cli.output import progress_bars, stdout
 from fleetmedic.workflows.demo import DemoResult, run_demo
 
@@ -25,20 +26,47 @@ def demo(
         Path, typer.Option(help="Folder for the store and the report (replaced if present).")
     ] = Path("fleetmedic-demo"),
     serve: Annotated[
-        bool, typer.Option("--serve", help="Open the web dashboard on the result.")
+        bool,
+        typer.Option("--serve", help="Then serve the web dashboard on the result (Ctrl-C stops)."),
     ] = False,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port for --serve.")] = 8080,
 ) -> None:
     """Simulate a month of a 2,048-GPU platform, diagnose every failure, measure, rank, report.
 
-    No cluster and no server: everything runs here and lands in OUT (fleetmedic.duckdb and
-    report.html). The last line printed is the report's path.
+    No cluster: everything runs here and lands in OUT (fleetmedic.duckdb, heal.sqlite and
+    report.html). Without --serve the last line printed is the report's path; with it, the
+    dashboard then serves the result on 127.0.0.1 (log in with the printed one-off admin token,
+    or with FLEETMEDIC_TOKENS when set).
     """
-    if serve:
-        fail("--serve needs the web dashboard (fleetmedic serve), which this release does not have")
     with progress_bars(sys.stderr.isatty()) as progress:
         result = run_demo(out, progress=progress)
     _summary(result)
     stdout.print(str(result.report))
+    if serve:
+        _serve(result, port)
+
+
+def _serve(result: DemoResult, port: int) -> None:
+    """Serve the demo on loopback; without FLEETMEDIC_TOKENS, under a fresh one-off admin token."""
+    from fleetmedic.cli.serve import LOOPBACK, run_server
+    from fleetmedic.web.auth import generate_token
+
+    tokens = os.environ.get("FLEETMEDIC_TOKENS") or None
+    banner = ""
+    if tokens is None:
+        token = generate_token()
+        tokens = f"demo:admin:{token}"
+        banner = f"\nfleetmedic: log in at http://{LOOPBACK}:{port}/login with this token: {token}"
+    control = result.control or result.db.with_name("heal.sqlite")
+    run_server(
+        result.db,
+        control,
+        host=LOOPBACK,
+        port=port,
+        insecure_local=False,
+        tokens=tokens,
+        banner=banner,
+    )
 
 
 def _summary(result: DemoResult) -> None:

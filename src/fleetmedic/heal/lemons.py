@@ -1,6 +1,7 @@
 """Proactive lemon-node detection: nodes that fail more often than the rest of the fleet.
 
-Attribution. A failure is a diagnosis whose owner is ``hardware`` or ``platform``. It is blamed on
+Attribution. A failure is a diagnosis whose owner is ``hardware`` or ``platform``, except the
+causes that say nothing about a node (:data:`NOT_NODE_FAULTS`: preemption, scheduling, ...). It is blamed on
 the node the diagnosis names (``diagnoses.node_id``) when there is one, else on every node of the
 attempt (``attempt_nodes``). A node's *exposure* is the sum of the wall-clock hours of the attempts
 it ran in (node-hours; attempts without both start and end are left out).
@@ -30,6 +31,23 @@ from typing import Any
 from fleetmedic.store.db import Store
 
 BLAMED_OWNERS: tuple[str, ...] = ("hardware", "platform")
+NOT_NODE_FAULTS: tuple[str, ...] = (
+    "preemption",
+    "scheduling",
+    "image_pull",
+    "rendezvous",
+    "timeout",
+    "cancelled",
+)
+"""Platform-owned causes that say nothing about the node (the scheduler's choices, the registry,
+the launcher): counting them made every busy node of a demo fleet look like a lemon."""
+
+
+def node_fault_sql(alias: str = "d") -> str:
+    """The SQL condition for a diagnosis that counts against a node (constants only)."""
+    owners = ", ".join(f"'{o}'" for o in BLAMED_OWNERS)
+    blind = ", ".join(f"'{c}'" for c in NOT_NODE_FAULTS)
+    return f"{alias}.owner IN ({owners}) AND {alias}.category NOT IN ({blind})"
 DEFAULT_FDR = 0.05
 MIN_FAILURES = 2
 """One failure is never a lemon: a single event shows no rate, however early it comes."""
@@ -152,12 +170,12 @@ exposure AS (
 blamed AS (
     SELECT d.job_id, d.attempt, d.node_id
     FROM diagnoses d
-    WHERE d.owner IN ({owners}) AND d.node_id IS NOT NULL
+    WHERE {fault} AND d.node_id IS NOT NULL
     UNION
     SELECT d.job_id, d.attempt, an.node_id
     FROM diagnoses d
     JOIN attempt_nodes an ON an.job_id = d.job_id AND an.attempt = d.attempt
-    WHERE d.owner IN ({owners}) AND d.node_id IS NULL
+    WHERE {fault} AND d.node_id IS NULL
 ),
 failures AS (SELECT node_id, count(*) AS n FROM blamed GROUP BY node_id)
 SELECT e.node_id, coalesce(f.n, 0) AS failures, e.hours
@@ -165,13 +183,10 @@ FROM exposure e LEFT JOIN failures f ON f.node_id = e.node_id
 """
 
 
-def node_counts(
-    store: Store, owners: Sequence[str] = BLAMED_OWNERS
-) -> dict[str, tuple[int, float]]:
+def node_counts(store: Store) -> dict[str, tuple[int, float]]:
     """``{node: (failures, exposure_hours)}`` from the store, for every node with exposure."""
-    marks = ", ".join("?" for _ in owners)
-    sql = _COUNTS_SQL.format(owners=marks)
-    rows = store.con.execute(sql, [*owners, *owners]).fetchall()
+    sql = _COUNTS_SQL.format(fault=node_fault_sql("d"))
+    rows = store.con.execute(sql).fetchall()
     return {str(node): (int(n), float(hours)) for node, n, hours in rows}
 
 

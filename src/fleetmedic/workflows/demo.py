@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fleetmedic.heal.audit import AuditLog
+from fleetmedic.heal.state import ControlStore
+from fleetmedic.model.records import Action, ActionState
 from fleetmedic.report import ReportData, gather, write_page
 from fleetmedic.sim.config import SimConfig
 from fleetmedic.store import Store
@@ -30,6 +33,37 @@ class DemoResult:
     report: Path
     simulation: dict[str, Any]
     data: ReportData
+    control: Path | None = None
+
+
+# The forward moves that reach each final state (heal/audit.py's state machine).
+_PATHS: dict[str, tuple[ActionState, ...]] = {
+    "approved": ("approved",),
+    "executing": ("executing",),
+    "done": ("executing", "done"),
+    "failed": ("failed",),
+    "refused": ("refused",),
+    "rejected": ("rejected",),
+}
+
+
+def save_audit(actions: list[Action], path: Path) -> Path:
+    """Keep the simulated controller's audit trail in a control store file, through the audit's
+    own writer, so ``heal history --control`` and the dashboard's Actions page can show it."""
+    path.unlink(missing_ok=True)
+    with ControlStore(path) as control:
+        audit = AuditLog(control)
+        with audit.batch():
+            for action in actions:
+                steps = _PATHS.get(action.state, ())
+                note = None if steps else action.result
+                audit.propose(
+                    action.kind, action.target, action.because, action.mode, action.created_at, note
+                )
+                for n, state in enumerate(steps, start=1):
+                    result = action.result if n == len(steps) else None
+                    audit.transition(action.action_id, state, action.updated_at, result)
+    return path
 
 
 def run_demo(
@@ -44,7 +78,8 @@ def run_demo(
     for stale in (db, db.with_suffix(".duckdb.wal")):
         stale.unlink(missing_ok=True)
     chosen = config or demo_config()
-    simulation, _ = run_simulation(chosen, db, progress=progress)
+    simulation, sim = run_simulation(chosen, db, progress=progress)
+    control = save_audit(sim.actions, out / "heal.sqlite")
     if progress is not None:
         progress("report", 0.0)
     with Store(db) as store:
@@ -52,4 +87,4 @@ def run_demo(
         written = write_page(data, out / "report.html")
     if progress is not None:
         progress("report", 1.0)
-    return DemoResult(db=db, report=written.html, simulation=simulation, data=data)
+    return DemoResult(db=db, report=written.html, simulation=simulation, data=data, control=control)
