@@ -190,3 +190,27 @@ def test_metrics_label_routes_not_paths(client: TestClient) -> None:
 
     assert 'route="/api/v1/jobs/{job_id}"' in text
     assert 'route="/api/v1/jobs/a"' not in text
+
+
+def test_a_ticket_is_triaged_through_the_api(client: TestClient) -> None:
+    failed = get(client, "/api/v1/jobs", status="failed", limit=50)["items"]
+    job = next(j for j in failed if j["job_id"] != EVIL_JOB)
+    text = f"hi, my job {job['job_id']} failed overnight, what happened? <script>x()</script>"
+    body = {"text": text, "user": job["user"], "created_at": "2024-06-06T09:00:00Z"}
+    response = client.post("/api/v1/tickets/triage", headers=AUTH, json=body)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert [link["job_id"] for link in result["jobs"]][:1] == [job["job_id"]]
+    assert result["verdict"]["category"] and result["route"]["team"]
+    assert result["draft"] and "<script>" not in result["draft"]
+    stored = get(client, "/api/v1/tickets")["total"]
+    assert stored == 1  # read-only: triage does not store the ticket
+
+
+def test_triage_refuses_an_empty_or_malformed_ticket(client: TestClient) -> None:
+    empty = client.post("/api/v1/tickets/triage", headers=AUTH, json={"text": "\x00\x07 "})
+    assert empty.status_code == 422 and empty.json()["error"]["message"]
+    extra = client.post("/api/v1/tickets/triage", headers=AUTH, json={"text": "x", "evil": 1})
+    assert extra.status_code == 422
+    anonymous = client.post("/api/v1/tickets/triage", json={"text": "my job died"})
+    assert anonymous.status_code == 401

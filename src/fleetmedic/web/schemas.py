@@ -241,6 +241,16 @@ class ControlOut(_Out):
     guard: dict[str, Any] = Field(description="Limits of the packaged policies' guard.")
 
 
+class TriageIn(BaseModel):
+    """A ticket to triage: what a tracker's webhook or a form sends."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=1_000_000)
+    title: str | None = Field(default=None, max_length=1000)
+    user: str | None = Field(default=None, max_length=200)
+    created_at: datetime | None = None
+
+
 class RejectIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     why: str = Field(default="", max_length=500)
