@@ -206,6 +206,8 @@ class DuckCon:
             self.db.execute(verb)
             self.in_transaction = False
             return self
+        if verb == "PRAGMA":  # SQLite's durability knob; DuckDB always syncs its WAL on commit
+            return self
         return self.db.execute(sql, list(params))
 
 
