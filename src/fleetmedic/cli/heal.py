@@ -377,6 +377,22 @@ def run(
         0, "--metrics-port", min=0, max=65535, help="Serve Prometheus metrics here (0: off)."
     ),
     fmt: str = _FORMAT,
+    nats_url: str | None = typer.Option(
+        None,
+        "--nats",
+        envvar="FLEETMEDIC_NATS_URL",
+        help="Run as one of several replicas over NATS JetStream: EVENTS are published to the "
+        "stream, and this replica acts on the targets it leases until SIGTERM (docs/run-on-cluster.md).",
+    ),
+    replica_id: str | None = typer.Option(
+        None, "--replica-id", envvar="FLEETMEDIC_REPLICA_ID", help="With --nats; default: hostname."
+    ),
+    lease_seconds: float = typer.Option(
+        15.0,
+        "--lease-seconds",
+        min=1.0,
+        help="With --nats: a dead replica's targets move after this.",
+    ),
 ) -> None:
     """Run the healing controller on a stream of events until it ends, SIGTERM or Ctrl-C."""
     _check_format(fmt)
@@ -398,6 +414,20 @@ def run(
                 f"--executor dry-run: auto and approved actions will be recorded done in "
                 f"{control} although nothing ran; use a scratch --control to try a policy file"
             )
+        if nats_url:
+            _run_replicated(
+                store,
+                policy_set,
+                fleet,
+                actor,
+                stream,
+                events,
+                fmt,
+                nats_url,
+                replica_id,
+                lease_seconds,
+            )
+            return
         summary = _run_pipeline(
             _controller(store, policy_set, fleet, actor),
             read_events(stream, "<stdin>" if events == "-" else events),
@@ -454,3 +484,53 @@ def _run_pipeline(
     finally:
         if server is not None:
             server.shutdown()
+
+
+def _run_replicated(
+    store: ControlStore,
+    policy_set: PolicySet,
+    fleet: Fleet,
+    actor: Executor,
+    stream: BinaryIO,
+    events: str,
+    fmt: str,
+    url: str,
+    replica_id: str | None,
+    lease_seconds: float,
+) -> None:
+    """``heal run --nats``: publish EVENTS, act as one replica until SIGTERM (heal/replicas.py)."""
+    from fleetmedic.heal.events import read_lines
+    from fleetmedic.heal.replicas import (
+        NatsSettings,
+        ReplicaUnavailable,
+        default_replica_id,
+        replica_controller,
+        run_replica,
+    )
+
+    settings = NatsSettings(url, replica_id or default_replica_id(), lease_seconds=lease_seconds)
+    controller = replica_controller(store, policy_set, fleet, actor, lambda: datetime.now(UTC))
+    name = "<stdin>" if events == "-" else events
+    try:
+        summary = asyncio.run(
+            run_replica(
+                controller,
+                settings,
+                lines=read_lines(stream),
+                source=name,
+                warn=_warn_line,
+                signals=True,
+            )
+        )
+    except ReplicaUnavailable as exc:
+        fail(str(exc))
+    if fmt == "json":
+        print_json(summary.to_dict())
+        return
+    typer.echo(
+        f"replica {summary.replica}: {summary.published} published, {summary.received} received, "
+        f"{summary.deferred} deferred to other replicas, {summary.handled} handled, "
+        f"{summary.done_elsewhere} done by another replica, {summary.outages} NATS error(s)"
+    )
+    actions = ", ".join(f"{state} {n}" for state, n in summary.actions.items())
+    typer.echo(f"actions: {actions or 'none'}")
