@@ -29,7 +29,7 @@ from fleetmedic.web.analytics import Analytics
 from fleetmedic.web.api import PREFIX, build_router
 from fleetmedic.web.auth import ENV_VAR, Authority, Credential, Role, parse_tokens
 from fleetmedic.web.cache import ResultCache
-from fleetmedic.web.metrics import FleetCollector, Metrics
+from fleetmedic.web.metrics import DashboardCollector, Metrics
 from fleetmedic.web.pages import forms, session, views
 from fleetmedic.web.pages.render import LoginRequired, templates
 from fleetmedic.web.periods import DEFAULT_PERIOD
@@ -80,7 +80,7 @@ def create_app(
         reader=reader,
         control=control,
         analytics=analytics,
-        metrics=Metrics(FleetCollector(lambda: _cached_kpis(analytics), control)),
+        metrics=Metrics(DashboardCollector(lambda: _cached_kpis(analytics), control)),
         templates=templates(),
     )
     app = FastAPI(

@@ -24,8 +24,13 @@ from fleetmedic.web.stores import ControlAccess
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-class FleetCollector:
-    """KPI gauges from the cached default period, controller gauges from the control store."""
+class DashboardCollector:
+    """KPI gauges from the cached default period, controller gauges from the control store.
+
+    Not :class:`fleetmedic.kpi.metrics_out.FleetCollector` (what ``fleetmedic metrics`` serves):
+    that one recomputes the KPIs on a scrape when the store changed, seconds on a large store;
+    here the dashboard's own cache already holds them, so a scrape never waits on a KPI run.
+    """
 
     def __init__(
         self, kpis: Callable[[], tuple[str, dict[str, Any]] | None], control: ControlAccess
@@ -84,7 +89,7 @@ class FleetCollector:
 
 
 class Metrics:
-    def __init__(self, collector: FleetCollector) -> None:
+    def __init__(self, collector: DashboardCollector) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "fleetmedic_http_requests",
