@@ -51,9 +51,10 @@ from fleetmedic.heal.audit import AuditLog
 from fleetmedic.heal.controller import Controller
 from fleetmedic.heal.events import Incoming, Malformed, parse_event, read_events, read_lines
 from fleetmedic.heal.guard import Fleet, Guard
-from fleetmedic.heal.pipeline import Pipeline, RecordingExecutor
+from fleetmedic.heal.pipeline import Pipeline
 from fleetmedic.heal.policy import PolicySet, load_policies
 from fleetmedic.heal.state import _MIGRATIONS, ControlStore, Switches
+from fleetmedic.model.executor import RecordingExecutor
 from fleetmedic.model.records import ActionRef, Diagnosis, Evidence, Job
 from fleetmedic.model.taxonomy import category
 
@@ -327,7 +328,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "audit_rows": rows,
         "actions": summary.actions,
-        "executor_calls": sum(cast(RecordingExecutor, controller.executor).calls.values()),
+        "executor_calls": len(cast(RecordingExecutor, controller.executor).calls),
         "load_before": load,
         "load_after": os.getloadavg()[0],
     }

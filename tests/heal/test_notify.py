@@ -20,9 +20,9 @@ from fleetmedic.heal.audit import AuditLog
 from fleetmedic.heal.controller import Controller, HealEvent
 from fleetmedic.heal.guard import Fleet, Guard
 from fleetmedic.heal.notify import Destination, WebhookNotifier, incident_key
-from fleetmedic.heal.pipeline import RecordingExecutor
 from fleetmedic.heal.policy import parse_policies
 from fleetmedic.heal.state import ControlStore
+from fleetmedic.model.executor import RecordingExecutor
 from fleetmedic.model.records import ActionRef, Diagnosis
 
 

@@ -26,9 +26,10 @@ from fleetmedic.heal.audit import AuditLog
 from fleetmedic.heal.controller import Controller
 from fleetmedic.heal.guard import Guard
 from fleetmedic.heal.notify import Destination, WebhookNotifier
-from fleetmedic.heal.pipeline import Pipeline, RecordingExecutor
+from fleetmedic.heal.pipeline import Pipeline
 from fleetmedic.heal.policy import load_policies
 from fleetmedic.heal.state import ControlStore
+from fleetmedic.model.executor import RecordingExecutor
 from fleetmedic.model.records import Action
 from fleetmedic.sources.alertmanager import AlertReceiver, ReceiverServer
 from fleetmedic.sources.kube_watch import WatchOptions

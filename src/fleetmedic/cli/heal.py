@@ -26,7 +26,7 @@ from fleetmedic.heal.lemons import DEFAULT_FDR, find_lemons
 from fleetmedic.heal.policy import PolicySet, load_policies
 from fleetmedic.heal.state import ControlStore, Switches, default_control_path
 from fleetmedic.model.errors import FleetmedicError, InputError
-from fleetmedic.model.executor import Executor
+from fleetmedic.model.executor import Executor, RecordingExecutor
 from fleetmedic.model.records import Node
 from fleetmedic.store import Store, default_db_path
 
@@ -301,8 +301,6 @@ def _fleet(path: Path | None) -> Fleet:
 
 def _executor(kind: str, kubeconfig: Path | None) -> Executor:
     if kind == "dry-run":
-        from fleetmedic.heal.pipeline import RecordingExecutor
-
         return RecordingExecutor()
     try:
         from fleetmedic.heal.kubernetes import KubernetesExecutor
@@ -329,9 +327,7 @@ def _events_stream(events: str) -> Iterator[BinaryIO]:
 
 
 def _run_summary(summary: Summary, executor: Executor, fmt: str) -> None:
-    from fleetmedic.heal.pipeline import RecordingExecutor
-
-    calls = dict(getattr(executor, "calls", {}))
+    calls = executor.counts() if isinstance(executor, RecordingExecutor) else {}
     if fmt == "json":
         print_json({**summary.to_dict(), "dry_run_executor_calls": calls})
         return

@@ -20,7 +20,7 @@ from fleetmedic.heal.guard import Fleet, Guard
 from fleetmedic.heal.policy import PolicySet, load_policies
 from fleetmedic.heal.state import ControlStore, Switches
 from fleetmedic.model.errors import FleetmedicError
-from fleetmedic.model.executor import Executor
+from fleetmedic.model.executor import Executor, RecordingExecutor
 
 if TYPE_CHECKING:
     from fleetmedic.heal.events import Incoming
@@ -44,8 +44,6 @@ def _session(kubeconfig: Path | None, context: str | None, namespace: str | None
 
 def _executor(kind: str, kubeconfig: Path | None, context: str | None) -> Executor:
     if kind == "dry-run":
-        from fleetmedic.heal.pipeline import RecordingExecutor
-
         return RecordingExecutor()
     from fleetmedic.heal.kubernetes import KubernetesExecutor
 
@@ -191,7 +189,9 @@ def watch(
                 fmt=fmt,
             )
         )
-    report["dry_run_executor_calls"] = dict(getattr(actor, "calls", {}))
+    report["dry_run_executor_calls"] = (
+        actor.counts() if isinstance(actor, RecordingExecutor) else {}
+    )
     _summary(report, fmt)
 
 

@@ -90,29 +90,6 @@ class PipelineMetrics:
         return generate_latest(self.registry).decode("utf-8")
 
 
-class RecordingExecutor:
-    """An executor that changes nothing and counts what it was asked to do (``--executor
-    dry-run``): lets a policy file with ``auto`` modes be exercised without a cluster."""
-
-    def __init__(self) -> None:
-        self.calls: Counter[str] = Counter()
-
-    def cordon(self, node: str) -> None:
-        self.calls["cordon"] += 1
-
-    def uncordon(self, node: str) -> None:
-        self.calls["uncordon"] += 1
-
-    def drain(self, node: str) -> None:
-        self.calls["drain"] += 1
-
-    def restart_from_checkpoint(self, job: str) -> None:
-        self.calls["restart_from_checkpoint"] += 1
-
-    def requeue(self, job: str, exclude_nodes: Sequence[str] = ()) -> None:
-        self.calls["requeue"] += 1
-
-
 @dataclass(frozen=True)
 class Summary:
     """What one run did; ``actions`` counts each action once, in the last state this run saw."""

@@ -7,11 +7,11 @@ loop), ``emit`` (what the cluster shows), ``observe``/``executor`` (how the plat
 reacts), ``truth`` (what really happened), ``storage`` and ``metrics`` (records and figures).
 """
 
-from fleetmedic.model.executor import Executor
+from fleetmedic.model.executor import Executor, RecordingExecutor
 from fleetmedic.sim.calibration import Calibration, load_calibration
 from fleetmedic.sim.config import HEAL_MODES, SimConfig
 from fleetmedic.sim.engine import SimResult, Simulation
-from fleetmedic.sim.executor import Healer, RecordingExecutor, SimExecutor
+from fleetmedic.sim.executor import Healer, SimExecutor
 from fleetmedic.sim.observe import Observer, SignalObserver, Verdict
 from fleetmedic.sim.params import Params, load_params
 from fleetmedic.sim.truth import Injected, Score, score

@@ -4,7 +4,7 @@ The healing controller acts through :class:`~fleetmedic.model.executor.Executor`
 drive the simulated cluster, a dry run, or a real Kubernetes cluster. :class:`SimExecutor` plays
 the effects out in the simulation: a cordon removes capacity, a drain sends the node to repair once
 its jobs are gone, a restart puts the job back in the queue to resume from its last checkpoint.
-:class:`RecordingExecutor` only records the calls (dry-run).
+:class:`~fleetmedic.model.executor.RecordingExecutor` only records the calls (dry-run).
 """
 
 from __future__ import annotations
@@ -64,25 +64,3 @@ class SimExecutor:
 
     def requeue(self, job: str, exclude_nodes: Sequence[str] = ()) -> None:
         self.control.restart_job(job, [self.control.node_index(n) for n in exclude_nodes])
-
-
-class RecordingExecutor:
-    """Dry-run: remembers what would have been done, changes nothing."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-
-    def cordon(self, node: str) -> None:
-        self.calls.append(("cordon", node))
-
-    def uncordon(self, node: str) -> None:
-        self.calls.append(("uncordon", node))
-
-    def drain(self, node: str) -> None:
-        self.calls.append(("drain", node))
-
-    def restart_from_checkpoint(self, job: str) -> None:
-        self.calls.append(("restart_from_checkpoint", job))
-
-    def requeue(self, job: str, exclude_nodes: Sequence[str] = ()) -> None:
-        self.calls.append(("requeue", job))

@@ -28,7 +28,7 @@ import httpx2
 from fleetmedic.model.inputs import Document
 from fleetmedic.sources.bundle import SNIFF_BYTES, _is_binary
 from fleetmedic.sources.kube_records import PodRecord
-from fleetmedic.sources.kube_watch import MAX_ERROR_BODY, KubeSession, _status
+from fleetmedic.sources.kube_watch import KubeSession, _failure
 
 
 @dataclass(frozen=True)
@@ -134,13 +134,7 @@ class LogFetcher:
     ) -> tuple[bytes, bool, str | None]:
         async with self.session.http.stream("GET", path, params=params) as response:
             if response.status_code != 200:
-                body = b""
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) >= MAX_ERROR_BODY:
-                        break
-                status = _status(body, response.status_code)
-                return b"", False, f"HTTP {status.code} {status.reason}: {status.message}"
+                return b"", False, str(await _failure(response))
             parts: list[bytes] = []
             size = 0
             async for chunk in response.aiter_bytes():

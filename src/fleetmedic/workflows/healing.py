@@ -30,10 +30,11 @@ from fleetmedic.heal.guard import Fleet, Guard
 from fleetmedic.heal.lemons import DEFAULT_FDR, lemon_test
 from fleetmedic.heal.policy import RETRY_KINDS, PolicySet, load_policies
 from fleetmedic.heal.state import ControlStore, Switches
+from fleetmedic.model.executor import RecordingExecutor
 from fleetmedic.model.records import Action, ActionMode, ActionRef, Diagnosis, Job
 from fleetmedic.model.taxonomy import category as taxonomy_category
 from fleetmedic.sim.engine import Simulation
-from fleetmedic.sim.executor import RecordingExecutor, SimExecutor
+from fleetmedic.sim.executor import SimExecutor
 from fleetmedic.sim.observe import Verdict
 
 LEMON_EVERY_HOURS = 6.0

@@ -5,6 +5,8 @@ cold 10-second KPI run never blocks the page itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse
 
@@ -91,23 +93,31 @@ def jobs(
     )
 
 
+def _detail(
+    request: Request, caller: Caller, what: str, name: str, load: Callable[[], object]
+) -> HTMLResponse:
+    """One object's page (``job.html``, ``node.html``), or the "not found" page the API's error
+    would have given."""
+    try:
+        detail = load()
+    except ApiError as exc:
+        return render(
+            request,
+            "missing.html",
+            {"what": what, "name": name, "message": exc.message},
+            caller=caller,
+            status=exc.status,
+        )
+    return render(request, f"{what}.html", {"detail": detail}, caller=caller)
+
+
 @router.get("/jobs/{job_id:path}", response_class=HTMLResponse)
 def job(
     request: Request,
     job_id: str = Path(..., max_length=500),
     caller: Caller = Depends(page_caller),
 ) -> HTMLResponse:
-    try:
-        detail = job_detail(web_state(request), job_id)
-    except ApiError as exc:
-        return render(
-            request,
-            "missing.html",
-            {"what": "job", "name": job_id, "message": exc.message},
-            caller=caller,
-            status=exc.status,
-        )
-    return render(request, "job.html", {"detail": detail}, caller=caller)
+    return _detail(request, caller, "job", job_id, lambda: job_detail(web_state(request), job_id))
 
 
 @router.get("/nodes", response_class=HTMLResponse)
@@ -142,17 +152,9 @@ def node(
     node_id: str = Path(..., max_length=500),
     caller: Caller = Depends(page_caller),
 ) -> HTMLResponse:
-    try:
-        detail = node_detail(web_state(request), node_id)
-    except ApiError as exc:
-        return render(
-            request,
-            "missing.html",
-            {"what": "node", "name": node_id, "message": exc.message},
-            caller=caller,
-            status=exc.status,
-        )
-    return render(request, "node.html", {"detail": detail}, caller=caller)
+    return _detail(
+        request, caller, "node", node_id, lambda: node_detail(web_state(request), node_id)
+    )
 
 
 @router.get("/actions", response_class=HTMLResponse)
