@@ -423,7 +423,6 @@ def test_heal_run_bad_input_exits_2(
 
 
 def test_heal_run_bad_kubeconfig_exits_2(files: dict[str, Path]) -> None:
-    pytest.importorskip("fleetmedic.heal.kubernetes")
     missing = str(files["events"].parent / "no-kubeconfig")
     args = ["--control", str(files["control"]), "--executor", "kubernetes", "--kubeconfig", missing]
     code, _, err = heal_run(str(files["events"]), *args)
